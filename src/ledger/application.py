@@ -1,0 +1,298 @@
+"""The ledger's application service: commands in, identifiers and plain values out.
+
+It alone loads and saves aggregates. A concurrency conflict (another writer saved the same
+vintage first) is retried on a fresh copy; batch commands save many aggregates in one
+transaction, which is both atomic and several times faster than one save each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date
+from typing import Any, Protocol, TypeVar
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import Mapper, RecordConflictError
+
+from ledger.errors import InvalidCommand, NothingToDo, UnknownVintage
+from ledger.events import CompensationRoute, TransfereeKind, VintageEvent, recording_actor
+from ledger.mapper import PydanticMapper
+from ledger.profiles import ProfileCatalog
+from ledger.vintage import Vintage
+
+R = TypeVar("R")
+MAX_ATTEMPTS = 8
+_ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://permanence.example/vintage")
+
+
+class VintageIndex(Protocol):
+    """Finds vintages by project (the read side provides it; the ledger only asks)."""
+
+    def vintage_ids_of_project(self, project: str) -> list[str]: ...
+
+
+def vintage_id_for(program: str, source_key: str) -> str:
+    """Deterministic id from the program and the source's own issuance key (imports)."""
+    return str(uuid5(_ID_NAMESPACE, f"{program}\x1f{source_key}"))
+
+
+def parse_vintage_id(value: str | UUID) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(value)
+    except (ValueError, AttributeError, TypeError):
+        raise UnknownVintage(f"vintage: {value!r} is not a vintage id") from None
+
+
+class LedgerApp(Application[UUID]):
+    """Records issuances, verifications, reversals and compensations."""
+
+    name = "permanence"
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        catalog: ProfileCatalog | None = None,
+        index: VintageIndex | None = None,
+    ) -> None:
+        super().__init__(env)
+        self.catalog = catalog or ProfileCatalog.load()
+        self.index = index
+        self.after_save: list[Callable[[], None]] = []
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return PydanticMapper()
+
+    def notify(self, new_events: Any) -> None:
+        """After every save, let the read side catch up (so no face shows stale figures)."""
+        for listener in self.after_save:
+            listener()
+
+    @contextmanager
+    def acting_as(self, actor: str | None) -> Iterator[None]:
+        """Record events made in this block as made by ``actor``."""
+        token = recording_actor.set(actor)
+        try:
+            yield
+        finally:
+            recording_actor.reset(token)
+
+    # ------------------------------------------------------------------ issuance
+
+    def issue(self, **spec: Any) -> str:
+        """Issue one vintage; returns its id."""
+        return self.issue_many([spec])[0]
+
+    def issue_many(self, specs: Sequence[dict[str, Any]]) -> list[str]:
+        """Issue many vintages in one transaction; returns their ids in order."""
+        vintages = [self._new_vintage(spec) for spec in specs]
+        if vintages:
+            self.save(*vintages)
+        return [str(v.id) for v in vintages]
+
+    def _new_vintage(self, spec: dict[str, Any]) -> Vintage:
+        spec = dict(spec)
+        profile = self.catalog.get(spec.pop("program"))
+        given = spec.pop("vintage_id", None)
+        vintage_id = parse_vintage_id(given) if given else uuid4()
+        return Vintage.issue(
+            vintage_id=vintage_id,
+            program=profile.name,
+            pool=spec.pop("pool", None) or profile.pool_name,
+            rules=profile.rules(),
+            **spec,
+        )
+
+    def existing(self, vintage_ids: Iterable[str]) -> set[str]:
+        """Which of these vintage ids the ledger already holds."""
+        found = set()
+        for vid in vintage_ids:
+            if self.recorder.select_events(parse_vintage_id(vid), limit=1):
+                found.add(vid)
+        return found
+
+    # ------------------------------------------------------------------ commands
+
+    def verify(
+        self,
+        vintage_id: str,
+        on: date,
+        period_start: date | None = None,
+        period_end: date | None = None,
+        verifier: str | None = None,
+    ) -> None:
+        self._command(vintage_id, lambda v: v.verify(on, period_start, period_end, verifier))
+
+    def verify_project(self, project: str, on: date, verifier: str | None = None) -> list[str]:
+        """Verify every vintage of a project still under monitoring, in one transaction."""
+        if self.index is None:
+            raise InvalidCommand("verify by project needs the vintage index")
+        ids = self.index.vintage_ids_of_project(project)
+        if not ids:
+            raise UnknownVintage(f"project: no vintages of project {project!r}")
+
+        def monitored(v: Vintage) -> bool:
+            return not v.period_closed and v.issued_on <= on < v.period_end
+
+        return self._batch(ids, lambda v: v.verify(on, verifier=verifier), monitored)
+
+    def record_reversal(
+        self,
+        vintage_id: str,
+        on: date,
+        quantity: int,
+        cause: str,
+        negligence: bool = False,
+        wilful: bool = False,
+        within_control: bool = False,
+        note: str | None = None,
+    ) -> dict[str, str]:
+        rid, classification = self._command(
+            vintage_id,
+            lambda v: v.record_reversal(on, quantity, cause, negligence, wilful, within_control, note),
+        )
+        return {"reversal_id": rid, "classification": classification}
+
+    def compensate(
+        self,
+        vintage_id: str,
+        reversal_id: str,
+        route: CompensationRoute,
+        quantity: int,
+        on: date,
+        reference: str | None = None,
+    ) -> None:
+        self._command(vintage_id, lambda v: v.compensate(reversal_id, route, quantity, on, reference))
+
+    def retire(self, vintage_id: str, quantity: int, on: date, beneficiary: str | None = None) -> None:
+        self._command(vintage_id, lambda v: v.retire(quantity, on, beneficiary))
+
+    def cancel(self, vintage_id: str, quantity: int, on: date, reason: str | None = None) -> None:
+        self._command(vintage_id, lambda v: v.cancel(quantity, on, reason))
+
+    def invalidate(self, vintage_id: str, quantity: int, on: date, reason: str | None = None) -> None:
+        self._command(vintage_id, lambda v: v.invalidate(quantity, on, reason))
+
+    def hold_buffer(self, vintage_id: str, quantity: int, on: date, reason: str | None = None) -> None:
+        self._command(vintage_id, lambda v: v.hold_buffer(quantity, on, reason))
+
+    def release_buffer(self, vintage_id: str, quantity: int, on: date) -> None:
+        self._command(vintage_id, lambda v: v.release_buffer(quantity, on))
+
+    def transfer_liability(self, vintage_id: str, to: str, kind: TransfereeKind, on: date) -> None:
+        self._command(vintage_id, lambda v: v.transfer_liability(to, kind, on))
+
+    def label_sandbox(self, vintage_id: str, label: str, innovation: str, on: date) -> None:
+        self._command(vintage_id, lambda v: v.label_sandbox(label, innovation, on))
+
+    def note(self, vintage_id: str, text: str, on: date) -> None:
+        self._command(vintage_id, lambda v: v.note(text, on))
+
+    def assess_risk(self, vintage_ids: Sequence[str], on: date, **assessment: Any) -> list[str]:
+        """Record one risk assessment on many vintages (a project's), in one transaction."""
+        return self._batch(vintage_ids, lambda v: v.assess_risk(on, **assessment))
+
+    # ------------------------------------------------------------------ time-driven
+
+    def record_lapses(self, vintage_ids: Sequence[str], as_of: date) -> list[str]:
+        """Record the lapse of each vintage whose lapse has arisen by ``as_of`` (once each)."""
+        return self._batch(vintage_ids, lambda v: v.record_lapse(as_of), lambda v: v.is_lapsing(as_of))
+
+    def end_periods(self, vintage_ids: Sequence[str], as_of: date) -> list[str]:
+        return self._batch(
+            vintage_ids,
+            lambda v: v.end_period(as_of),
+            lambda v: not v.period_closed and as_of >= v.period_end,
+        )
+
+    def record_defaults(self, items: Sequence[tuple[str, str]], as_of: date) -> list[str]:
+        """Record proponent defaults for (vintage id, reversal id) pairs past their deadline."""
+        by_vintage: dict[str, list[str]] = {}
+        for vid, rid in items:
+            by_vintage.setdefault(vid, []).append(rid)
+
+        def default_all(v: Vintage) -> None:
+            done = 0
+            for rid in by_vintage[str(v.id)]:
+                try:
+                    v.record_default(rid, as_of)
+                    done += 1
+                except NothingToDo:
+                    pass
+            if not done:
+                raise NothingToDo("no default")
+
+        return self._batch(list(by_vintage), default_all)
+
+    # ------------------------------------------------------------------ reads
+
+    def vintage(self, vintage_id: str, version: int | None = None) -> Vintage:
+        try:
+            return self.repository.get(parse_vintage_id(vintage_id), version=version)
+        except AggregateNotFoundError:
+            raise UnknownVintage(f"vintage: no vintage {vintage_id}") from None
+
+    def show(self, vintage_id: str, as_of: date) -> dict[str, Any]:
+        return self.vintage(vintage_id).summary(as_of)
+
+    def stream(self, vintage_id: str) -> list[VintageEvent]:
+        """The vintage's events in stream order."""
+        vid = parse_vintage_id(vintage_id)
+        found = list(self.events_of(vid))
+        if not found:
+            raise UnknownVintage(f"vintage: no vintage {vintage_id}")
+        return found
+
+    def events_of(self, vid: UUID) -> Iterator[VintageEvent]:
+        for stored in self.recorder.select_events(vid):
+            yield self.mapper.to_domain_event(stored)  # type: ignore[misc]
+
+    # ------------------------------------------------------------------ machinery
+
+    def _command(self, vintage_id: str, action: Callable[[Vintage], R]) -> R:
+        """Load, act, save; on a concurrency conflict reload and act again."""
+        for attempt in range(MAX_ATTEMPTS):
+            vintage = self.vintage(vintage_id)
+            result = action(vintage)
+            try:
+                self.save(vintage)
+                return result
+            except RecordConflictError:
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _batch(
+        self,
+        vintage_ids: Sequence[str],
+        action: Callable[[Vintage], Any],
+        applies: Callable[[Vintage], bool] = lambda v: True,
+    ) -> list[str]:
+        """Act on many vintages and save them together; returns the ids acted on.
+
+        Vintages the action does not apply to are skipped; on a conflict the whole batch
+        is reloaded and re-run, so the saved set is always consistent.
+        """
+        for attempt in range(MAX_ATTEMPTS):
+            changed = []
+            for vid in vintage_ids:
+                vintage = self.vintage(vid)
+                if not applies(vintage):
+                    continue
+                try:
+                    action(vintage)
+                except NothingToDo:
+                    continue
+                changed.append(vintage)
+            if not changed:
+                return []
+            try:
+                self.save(*changed)
+                return [str(v.id) for v in changed]
+            except RecordConflictError:
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")

@@ -1,0 +1,35 @@
+"""Domain errors: every rejected command raises a subclass of :class:`LedgerError`.
+
+One base class lets the faces (CLI, HTTP) turn any rejection into one clear line and a
+non-zero exit or a 4xx, without knowing each rule.
+"""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """A command was rejected; nothing was recorded."""
+
+
+class InvalidCommand(LedgerError):
+    """The command's values break a rule (quantity, date, state)."""
+
+
+class UnknownProgram(LedgerError):
+    """No program profile has the given name."""
+
+
+class UnknownVintage(LedgerError):
+    """No vintage has the given identifier."""
+
+
+class UnknownReversal(LedgerError):
+    """The vintage has no reversal with the given identifier."""
+
+
+class ProfileRejected(LedgerError):
+    """A program profile file is malformed or falls below the ICVCM floor."""
+
+
+class NothingToDo(LedgerError):
+    """A time-driven command found nothing due (a lapse already recorded, say)."""

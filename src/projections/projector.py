@@ -1,0 +1,292 @@
+"""Feeds the read models from the ledger's notification log, exactly once.
+
+The projector follows the log itself (this works on SQLite, which has no subscriptions,
+and on PostgreSQL alike): it reads a page of notifications, computes every row change in
+memory, and commits the rows and the new tracking position in one transaction. The
+tracking update is conditional on the position it started from, so two projectors racing
+on one database never both apply a page; a process killed mid-page leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Sequence
+from datetime import date, datetime, timezone
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Notification
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ledger.application import LedgerApp
+from ledger.calendar import add_years
+from ledger.events import Issued
+from ledger.vintage import Vintage
+from projections.schedule import Schedule, difference, schedule
+from projections.tables import PROJECTION_TABLES, deltas, metadata, rollup, tracking, vintages
+
+NAME = "ledger"
+CACHE_SIZE = 20_000
+
+
+class ProjectionConflict(Exception):
+    """Another projector advanced the tracking position first; this page was discarded."""
+
+
+class Projector:
+    """Keeps ``proj_*`` tables in step with the event log."""
+
+    def __init__(self, app: LedgerApp, engine: Engine, page_size: int = 10_000) -> None:
+        self.app = app
+        self.engine = engine
+        self.page_size = page_size
+        self._cache: OrderedDict[UUID, tuple[Vintage, Schedule]] = OrderedDict()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def create_tables(self) -> None:
+        metadata.create_all(self.engine, tables=list(PROJECTION_TABLES))
+        with self.engine.begin() as conn:
+            if conn.execute(select(tracking.c.position).where(tracking.c.name == NAME)).first() is None:
+                conn.execute(insert(tracking).values(name=NAME, position=0))
+
+    def drop_tables(self) -> None:
+        metadata.drop_all(self.engine, tables=list(PROJECTION_TABLES))
+        self._cache.clear()
+
+    def rebuild(self) -> int:
+        """Drop the read models and rebuild them from the first event."""
+        self.drop_tables()
+        self.create_tables()
+        return self.catch_up()
+
+    def position(self) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(tracking.c.position).where(tracking.c.name == NAME)).scalar()
+        return int(value or 0)
+
+    def lag(self) -> int:
+        """How many notifications are recorded but not yet projected."""
+        return max(0, (self.app.recorder.max_notification_id() or 0) - self.position())
+
+    def catch_up(self, max_pages: int | None = None) -> int:
+        """Process notifications until none are left; returns how many were processed."""
+        processed = 0
+        pages = 0
+        while max_pages is None or pages < max_pages:
+            start = self.position()
+            page = self.app.recorder.select_notifications(
+                start=start + 1, limit=self.page_size
+            )
+            if not page:
+                break
+            try:
+                self._process(start, page)
+            except ProjectionConflict:
+                self._cache.clear()
+                continue
+            processed += len(page)
+            pages += 1
+        return processed
+
+    # ------------------------------------------------------------------ processing
+
+    def _process(self, start: int, page: Sequence[Notification]) -> None:
+        vintage_rows: dict[str, dict[str, Any]] = {}
+        delta_rows: list[dict[str, Any]] = []
+        rolled: dict[tuple[str, str, str, str, str, int], int] = {}
+        try:
+            for n in page:
+                event = self.app.mapper.to_domain_event(n)
+                recorded_at = _utc(event.timestamp)
+                vid = str(n.originator_id)
+                if isinstance(event, Issued):
+                    vintage: Vintage = event.mutate(None)  # type: ignore[assignment]
+                    current = changes = schedule(vintage)
+                    vintage_rows[vid] = _issued_row(vintage, recorded_at, n.id)
+                else:
+                    vintage, before = self._load(n.originator_id, n.originator_version - 1)
+                    event.mutate(vintage)
+                    current = schedule(vintage)
+                    changes = difference(before, current)
+                    delta_rows.extend(_delta_rows(n.id, recorded_at, vintage, changes))
+                    vintage_rows.setdefault(vid, {})
+                self._remember(vintage, current)
+                _roll_up(rolled, vintage, changes)
+                vintage_rows[vid].update(_state_row(vintage))
+            self._commit(start, page[-1].id, vintage_rows, delta_rows, rolled)
+        except BaseException:
+            self._cache.clear()
+            raise
+
+    def _load(self, vid: UUID, version: int) -> tuple[Vintage, Schedule]:
+        cached = self._cache.get(vid)
+        if cached is not None and cached[0].version == version:
+            self._cache.move_to_end(vid)
+            return cached
+        vintage: Vintage = self.app.repository.get(vid, version=version)
+        return vintage, schedule(vintage)
+
+    def _remember(self, vintage: Vintage, current: Schedule) -> None:
+        self._cache[vintage.id] = (vintage, current)
+        self._cache.move_to_end(vintage.id)
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+
+    def _commit(
+        self,
+        start: int,
+        end: int,
+        vintage_rows: dict[str, dict[str, Any]],
+        delta_rows: list[dict[str, Any]],
+        rolled: dict[tuple[str, str, str, str, str, int], int],
+    ) -> None:
+        upsert = _upsert_for(self.engine)
+        with self.engine.begin() as conn:
+            moved = conn.execute(
+                update(tracking)
+                .where(tracking.c.name == NAME, tracking.c.position == start)
+                .values(position=end)
+            )
+            if moved.rowcount != 1:
+                raise ProjectionConflict(f"tracking moved past {start}")
+            new_rows = [r for r in vintage_rows.values() if "issued_on" in r]
+            changed = [r for r in vintage_rows.values() if "issued_on" not in r]
+            if new_rows:
+                conn.execute(insert(vintages), new_rows)
+            for row in changed:
+                conn.execute(
+                    update(vintages).where(vintages.c.vintage_id == row["vintage_id"]).values(row)
+                )
+            if delta_rows:
+                conn.execute(insert(deltas), delta_rows)
+            if rolled:
+                stmt = upsert(rollup)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[
+                        rollup.c.measure, rollup.c.key, rollup.c.day,
+                        rollup.c.program, rollup.c.pool, rollup.c.vintage_year,
+                    ],
+                    set_={"amount": rollup.c.amount + stmt.excluded.amount},
+                )
+                conn.execute(
+                    stmt,
+                    [
+                        {"measure": m, "key": k, "day": d, "program": p, "pool": pl,
+                         "vintage_year": vy, "amount": a}
+                        for (m, k, d, p, pl, vy), a in rolled.items()
+                    ],
+                )
+
+
+def _upsert_for(engine: Engine) -> Any:
+    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+
+def _utc(ts: datetime) -> str:
+    """Record times as fixed-width UTC ISO text, so they compare as strings."""
+    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _iso(d: date | None) -> str | None:
+    return d.isoformat() if d else None
+
+
+def _issued_row(v: Vintage, recorded_at: str, nid: int) -> dict[str, Any]:
+    return {
+        "vintage_id": str(v.id),
+        "program": v.program,
+        "pool": v.pool,
+        "project": v.project,
+        "vintage_year": v.vintage_year or 0,
+        "serial_first": v.serial_first,
+        "serial_last": v.serial_last,
+        "source_key": v.source_key,
+        "corresponding_adjustment": v.corresponding_adjustment,
+        "quantity": v.quantity,
+        "buffer": v.buffer,
+        "issued_on": v.issued_on.isoformat(),
+        "exposure_start": max(v.issued_on, v.clock_start).isoformat(),
+        "period_end": v.period_end.isoformat(),
+        "issued_recorded_at": recorded_at,
+        "issued_nid": nid,
+        "risk_class": v.risk_class,
+    }
+
+
+def _state_row(v: Vintage) -> dict[str, Any]:
+    """Columns that later events change (everything recorded, whatever its date)."""
+    due = {"proponent": 0, "pool": 0}
+    next_default: date | None = None
+    for r in v.reversals.values():
+        if r.outstanding:
+            due[r.obligor if r.defaulted_on is None else "pool"] += r.outstanding
+        deadline = v.surrender_deadline(r)
+        if deadline is not None and r.defaulted_on is None and r.outstanding_at(deadline) > 0:
+            candidate = date.fromordinal(deadline.toordinal() + 1)
+            next_default = candidate if next_default is None else min(next_default, candidate)
+    interval = v.rules.risk_reassessment_years
+    risk_due = None
+    if interval:
+        risk_due = add_years(v.risk.on if v.risk else v.issued_on, interval)
+    if v.period_closed:
+        status = "ended"
+    elif v.transfer is not None:
+        status = "transferred"
+    elif v.lapse_recorded:
+        status = "lapsed"
+    else:
+        status = "monitored"
+    gone = sum(d.quantity for d in v.cancellations + v.invalidations)
+    return {
+        "vintage_id": str(v.id),
+        "verification_due": _iso(v.verification_due),
+        "lapse_arises_on": None if v.lapse_recorded else _iso(v.lapse_arises_on),
+        "next_default_on": _iso(next_default),
+        "risk_due": _iso(risk_due),
+        "lapse_recorded": v.lapse_recorded,
+        "period_ended": v.period_closed,
+        "bearer": v.transfer[1] if v.transfer else v.pool,
+        "status": status,
+        "exposure_now": 0 if v.transfer else v.quantity - gone,
+        "outstanding_credits": v.outstanding_credits,
+        "retired": sum(d.quantity for d in v.retirements),
+        "due_proponent": due["proponent"],
+        "due_pool": due["pool"],
+        "buffer_rate": None if v.risk is None else f"{v.risk.buffer_rate:.4f}",
+        "annual_probability": None if v.risk is None else f"{v.risk.annual_probability:.6f}",
+        "labels": json.dumps([{"label": a, "innovation": b} for a, b in v.labels]) if v.labels else None,
+        "version": v.version,
+    }
+
+
+
+def _delta_rows(nid: int, recorded_at: str, v: Vintage, changes: Schedule) -> list[dict[str, Any]]:
+    return [
+        {
+            "nid": nid,
+            "seq": seq,
+            "recorded_at": recorded_at,
+            "vintage_id": str(v.id),
+            "measure": measure,
+            "key": key,
+            "day": day.isoformat(),
+            "amount": amount,
+            "program": v.program,
+            "pool": v.pool,
+            "project": v.project,
+            "vintage_year": v.vintage_year or 0,
+        }
+        for seq, ((measure, key, day), amount) in enumerate(sorted(changes.items()))
+    ]
+
+
+def _roll_up(
+    rolled: dict[tuple[str, str, str, str, str, int], int], v: Vintage, changes: Schedule
+) -> None:
+    vy = v.vintage_year or 0
+    for (measure, key, day), amount in changes.items():
+        k = (measure, key, day.isoformat(), v.program, v.pool, vy)
+        rolled[k] = rolled.get(k, 0) + amount

@@ -1,0 +1,121 @@
+"""Read-model tables, in the ledger's own database (SQLite or PostgreSQL).
+
+Dates are stored as ISO strings (``YYYY-MM-DD``) and record times as UTC ISO strings:
+they compare correctly as text on both databases and need no conversion on the hot path.
+
+- ``proj_vintages``: one row per vintage: its current recorded state, its issuance
+  baseline (exposure from ``exposure_start`` to ``period_end``; buffer contribution from
+  ``issued_on``) and the due dates the scheduler sweeps on (indexed).
+- ``proj_deltas``: every later change to an as-of figure, as a dated delta, with the
+  notification id and record time of the event that caused it (for ``known_at``).
+- ``proj_rollup``: the baseline and deltas summed by day, measure, key, program, pool and
+  vintage year: the fast path for "as of any date" roll-ups.
+- ``proj_tracking``: the last notification id each projection has processed; written in
+  the same transaction as the rows above, so processing happens exactly once.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+tracking = Table(
+    "proj_tracking",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+)
+
+vintages = Table(
+    "proj_vintages",
+    metadata,
+    Column("vintage_id", String(36), primary_key=True),
+    Column("program", String(64), nullable=False),
+    Column("pool", String(64), nullable=False),
+    Column("project", String(200), nullable=False),
+    Column("vintage_year", Integer, nullable=False),  # 0 when unknown
+    Column("serial_first", String(200)),
+    Column("serial_last", String(200)),
+    Column("source_key", String(400)),
+    Column("corresponding_adjustment", String(100)),
+    Column("quantity", BigInteger, nullable=False),
+    Column("buffer", BigInteger, nullable=False),
+    Column("issued_on", String(10), nullable=False),
+    Column("exposure_start", String(10), nullable=False),
+    Column("period_end", String(10), nullable=False),
+    Column("issued_recorded_at", String(32), nullable=False),
+    Column("issued_nid", BigInteger, nullable=False),
+    Column("verification_due", String(10)),
+    Column("lapse_arises_on", String(10)),
+    Column("next_default_on", String(10)),
+    Column("risk_due", String(10)),
+    Column("lapse_recorded", Boolean, nullable=False),
+    Column("period_ended", Boolean, nullable=False),
+    Column("bearer", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("exposure_now", BigInteger, nullable=False),
+    Column("outstanding_credits", BigInteger, nullable=False),
+    Column("retired", BigInteger, nullable=False),
+    Column("due_proponent", BigInteger, nullable=False),
+    Column("due_pool", BigInteger, nullable=False),
+    Column("buffer_rate", String(16)),
+    Column("annual_probability", String(16)),
+    Column("risk_class", String(64)),
+    Column("labels", Text),
+    Column("version", Integer, nullable=False),
+    Index("ix_pv_project", "project"),
+    Index("ix_pv_lapse", "lapse_arises_on"),
+    Index("ix_pv_period_end", "period_end"),
+    Index("ix_pv_default", "next_default_on"),
+    Index("ix_pv_verification_due", "verification_due"),
+    Index("ix_pv_risk_due", "risk_due"),
+    Index("ix_pv_pool", "pool"),
+    Index("ix_pv_program", "program"),
+)
+
+deltas = Table(
+    "proj_deltas",
+    metadata,
+    Column("nid", BigInteger, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("recorded_at", String(32), nullable=False),
+    Column("vintage_id", String(36), nullable=False),
+    Column("measure", String(16), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("program", String(64), nullable=False),
+    Column("pool", String(64), nullable=False),
+    Column("project", String(200), nullable=False),
+    Column("vintage_year", Integer, nullable=False),
+    Index("ix_pd_nid", "nid", "seq", unique=True),
+    Index("ix_pd_project", "project", "day"),
+    Index("ix_pd_vintage", "vintage_id"),
+    Index("ix_pd_day", "day"),
+)
+
+rollup = Table(
+    "proj_rollup",
+    metadata,
+    Column("measure", String(16), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("program", String(64), primary_key=True),
+    Column("pool", String(64), primary_key=True),
+    Column("vintage_year", Integer, primary_key=True),
+    Column("amount", BigInteger, nullable=False),
+    Index("ix_pr_day", "measure", "day"),
+)
+
+PROJECTION_TABLES = (vintages, deltas, rollup, tracking)
