@@ -87,8 +87,10 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The rows as a Markdown table."""
     lines = [
-        "| model | scenarios | years | projects | wall time (s) | peak memory (MB) "
-        "| P(exhausted) | VaR 99.5% (credits) | within target |",
+        (
+            "| model | scenarios | years | projects | wall time (s) | peak memory (MB) "
+            "| P(exhausted) | VaR 99.5% (credits) | within target |"
+        ),
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for row in rows:

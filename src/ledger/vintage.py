@@ -217,11 +217,10 @@ class Vintage(BaseAggregate[UUID]):
         arises = self.lapse_arises_on
         if arises is None or as_of < arises or self.lapse_recorded or self.period_closed:
             raise NothingToDo(f"vintage {self.id}: no lapse has arisen by {as_of}")
-        quantity = self.buffer if self.rules.liability_basis == "buffer_contribution" else (
-            self.quantity + self.buffer
-        )
-        if self.rules.liability_basis == "none":
-            quantity = 0
+        basis = self.rules.liability_basis
+        owed = {"none": 0, "buffer_contribution": self.buffer}.get(basis, self.quantity + self.buffer)
+        # never more than what is left to reverse: earlier reversals already count
+        quantity = min(owed, self.quantity + self.buffer - self._reversed())
         reversal_id = f"L{len(self.reversals) + 1}"
         self.trigger_event(
             ev.MonitoringLapsed,
@@ -355,12 +354,15 @@ class Vintage(BaseAggregate[UUID]):
 
     def _check_reversible(self, quantity: int) -> None:
         issued = self.quantity + self.buffer
-        reversed_so_far = sum(r.quantity for r in self.reversals.values() if r.cured_on is None)
+        reversed_so_far = self._reversed()
         if reversed_so_far + quantity > issued:
             raise InvalidCommand(
                 f"quantity: a reversal of {quantity} exceeds what was issued "
                 f"({issued}, of which {reversed_so_far} already reversed)"
             )
+
+    def _reversed(self) -> int:
+        return sum(r.quantity for r in self.reversals.values() if r.cured_on is None)
 
     def _check_outstanding(self, quantity: int, verb: str) -> None:
         _check_whole(quantity, "quantity", allow_zero=False)

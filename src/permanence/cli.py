@@ -534,5 +534,14 @@ def main() -> None:
         sys.exit(2)
 
 
+def _register_commands() -> None:
+    from permanence.commands import register
+
+    register()
+
+
+_register_commands()
+
+
 if __name__ == "__main__":
     main()

@@ -230,11 +230,8 @@ def runoff(engine: Engine, as_of: date, pool: str | None = None) -> dict[str, An
 
 def vintage_ids_of_project(engine: Engine, project: str) -> list[str]:
     with engine.connect() as conn:
-        return [r[0] for r in conn.execute(select(v_id()).where(vintages.c.project == project))]
-
-
-def v_id() -> Any:
-    return vintages.c.vintage_id
+        stmt = select(vintages.c.vintage_id).where(vintages.c.project == project)
+        return [r[0] for r in conn.execute(stmt)]
 
 
 def due_for(engine: Engine, column: str, as_of: date, extra: Any = None) -> list[str]:

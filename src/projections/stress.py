@@ -845,7 +845,8 @@ def _bernoulli_positions(gen: np.random.Generator, n: int, p: float) -> IntArray
     while True:
         left = n - 1 - last
         draws = int(left * p + 4.0 * math.sqrt(left * p) + 16)
-        gaps = np.minimum(gen.geometric(p, size=draws), n).astype(np.int64)
+        # Clip huge gaps (tiny p) so the cumulative sum cannot overflow; any gap > n is out.
+        gaps = np.minimum(gen.geometric(p, size=draws), n + 1).astype(np.int64)
         position = last + np.cumsum(gaps)
         if position[-1] >= n:
             found.append(position[position < n])

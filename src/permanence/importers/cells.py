@@ -60,6 +60,11 @@ def whole_number(text: str) -> int | None:
     return int(value)
 
 
+def identifier(text: str) -> str:
+    """A numeric id that went through a spreadsheet can come back as ``1340.0``; undo that."""
+    return text[:-2] if text.endswith(".0") and text[:-2].isdigit() else text
+
+
 _US_FORMATS = (
     "%m/%d/%Y",
     "%m/%d/%Y %I:%M:%S %p",

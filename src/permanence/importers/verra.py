@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from .cells import CellError, Row, iso_date, parse_rows
+from .cells import CellError, Row, identifier, iso_date, parse_rows
 from .records import IssuanceRecord, ParseResult, Skipped
 
 FORMAT = "verra"
@@ -52,7 +52,7 @@ def _read(row: Row) -> ParseResult:
     retired = row.text(RETIRED)
     if retired is not None:
         return Skipped(row.line, f"retired/cancelled block (column {RETIRED!r} is {retired!r})")
-    project = _identifier(row.required("ID"))
+    project = identifier(row.required("ID"))
     serial = row.required(SERIAL)
     match = _SERIAL.fullmatch(serial)
     if match is None:
@@ -69,8 +69,6 @@ def _read(row: Row) -> ParseResult:
     end = row.day("Vintage End", iso_date, _ISO)
     if end < start:
         raise CellError(f"column 'Vintage End' {end} is before column 'Vintage Start' {start}")
-    if quantity == 0:
-        return Skipped(row.line, f"no credits issued (column {QUANTITY!r} is 0)")
     labels = row.list_labels("Additional Certifications", ";")
     article6 = [label for label in labels if label.startswith("Article 6 Authorized")]
     return IssuanceRecord(
@@ -96,8 +94,3 @@ def _read(row: Row) -> ParseResult:
         authorization="; ".join(article6) or None,
         labels=labels,
     )
-
-
-def _identifier(text: str) -> str:
-    """Project numbers exported through a spreadsheet can come back as ``1340.0``."""
-    return text[:-2] if text.endswith(".0") and text[:-2].isdigit() else text

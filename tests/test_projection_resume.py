@@ -1,0 +1,78 @@
+"""A projection process killed mid-run resumes without double counting."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import date, timedelta
+
+from permanence.config import Settings
+from permanence.runtime import Runtime
+from projections.queries import buffer, liabilities
+from tests.test_scenarios import _table_rows
+
+WORKER = textwrap.dedent(
+    """
+    import sys, time
+    from permanence.config import Settings
+    from permanence.runtime import Runtime
+    rt = Runtime(Settings(db=sys.argv[1]), catch_up_on_write=False)
+    rt.projector.page_size = 37
+    while rt.projector.catch_up(max_pages=1):
+        print(rt.projector.position(), flush=True)
+        time.sleep(0.005)
+    print("done", flush=True)
+    """
+)
+
+
+def test_kill_mid_run_then_resume_equals_rebuild(db_url: str) -> None:
+    writer = Runtime(Settings(db=db_url), catch_up_on_write=False)
+    try:
+        specs = [
+            {"program": "icvcm-ccp" if i % 2 else "carb-forest", "project": f"P{i % 17}",
+             "vintage_year": 2020 + i % 5, "quantity": 1_000 + i, "buffer": 100 + i % 50,
+             "on": date(2025, 1, 1) + timedelta(days=i % 400)}
+            for i in range(600)
+        ]
+        ids = writer.app.issue_many(specs)
+        for i, vid in enumerate(ids[:150]):
+            writer.app.record_reversal(vid, date(2027, 1, 1) + timedelta(days=i), 50, "storm")
+            writer.app.compensate(vid, "R1", "buffer", 20, date(2027, 6, 1) + timedelta(days=i))
+        total_events = writer.app.recorder.max_notification_id()
+    finally:
+        writer.close()
+    assert total_events == 900
+
+    proc = subprocess.Popen([sys.executable, "-c", WORKER, db_url], stdout=subprocess.PIPE,
+                            text=True, env={**os.environ})
+    assert proc.stdout is not None
+    seen = 0
+    for line in proc.stdout:
+        if line.strip() == "done":
+            break
+        seen = int(line)
+        if seen >= 300:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+    proc.wait(timeout=30)
+    assert 300 <= seen < total_events, "the worker must be killed part-way"
+
+    rt = Runtime(Settings(db=db_url), catch_up_on_write=False)
+    try:
+        assert seen <= rt.projector.position() < total_events
+        rt.projector.catch_up()
+        assert rt.projector.position() == total_events
+        resumed = _table_rows(rt)
+        day = date(2030, 1, 1)
+        figures = (liabilities(rt.engine, day), buffer(rt.engine, day))
+        assert figures[0]["exposure"] == sum(s["quantity"] for s in specs)
+        assert figures[0]["due"]["pool"] == 150 * 30
+        assert figures[1]["cancelled"] == 150 * 20
+        rt.projector.rebuild()
+        assert _table_rows(rt) == resumed
+    finally:
+        rt.close()
