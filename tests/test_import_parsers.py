@@ -29,10 +29,16 @@ from permanence.importers import (
     ReversalRecord,
     Skipped,
     SurrenderRecord,
+    acr,
+    art,
+    car,
+    carb,
     count_rows,
+    gold_standard,
+    isometric,
     parse,
+    verra,
 )
-from permanence.importers import acr, art, car, carb, gold_standard, isometric, verra
 from permanence.importers.carb import reversal_letters
 from permanence.importers.cells import whole_number
 
@@ -49,23 +55,23 @@ needs_shared = pytest.mark.skipif(
 
 def issuance(**fields: Any) -> IssuanceRecord:
     """An IssuanceRecord with the fields a format does not fill left at None/0/()."""
-    defaults: dict[str, Any] = dict(
-        project_name=None,
-        vintage_year=None,
-        vintage_start=None,
-        vintage_end=None,
-        total=None,
-        serial_first=None,
-        serial_last=None,
-        serial_prefix=None,
-        crediting_start=None,
-        country=None,
-        project_type=None,
-        corresponding_adjustment=None,
-        authorization=None,
-        labels=(),
-        buffer_transferred=0,
-    )
+    defaults: dict[str, Any] = {
+        "project_name": None,
+        "vintage_year": None,
+        "vintage_start": None,
+        "vintage_end": None,
+        "total": None,
+        "serial_first": None,
+        "serial_last": None,
+        "serial_prefix": None,
+        "crediting_start": None,
+        "country": None,
+        "project_type": None,
+        "corresponding_adjustment": None,
+        "authorization": None,
+        "labels": (),
+        "buffer_transferred": 0,
+    }
     defaults.update(fields)
     return IssuanceRecord(**defaults)
 
@@ -121,7 +127,7 @@ def test_parse_by_name_rejects_unknown_format() -> None:
 def test_acr_fixture() -> None:
     path = FIXTURES / "acr_issuances.csv"
     assert path.read_bytes().startswith(b"\xef\xbb\xbf")  # the BOM must not hide the 1st column
-    common = dict(program="acr", country="US")
+    common = {"program": "acr", "country": "US"}
     assert plain(list(acr.parse(path))) == [
         issuance(
             **common,
@@ -192,14 +198,18 @@ def test_acr_fixture() -> None:
         (
             "rejected",
             8,
-            "line 8: total 100 != project 80 + buffer 10 (columns 'Total Credits Issued', "
-            "'Credits Issued to Project', 'Credits Issued to Buffer Pool')",
+            (
+                "line 8: total 100 != project 80 + buffer 10 (columns 'Total Credits Issued', "
+                "'Credits Issued to Project', 'Credits Issued to Buffer Pool')"
+            ),
         ),
         (
             "rejected",
             9,
-            "line 9: column 'Date Issued (GMT)': '13/45/2025 1:00:00 PM' is not a date "
-            "(expected M/D/YYYY h:mm:ss AM)",
+            (
+                "line 9: column 'Date Issued (GMT)': '13/45/2025 1:00:00 PM' is not a date "
+                "(expected M/D/YYYY h:mm:ss AM)"
+            ),
         ),
         ("rejected", 10, "line 10: column 'Project ID' is empty"),
         ("rejected", 11, "line 11: column 'Total Credits Issued': '-5' is negative"),
@@ -223,7 +233,7 @@ def test_rejected_raw_is_the_row_and_formula_text_is_kept_verbatim() -> None:
 
 
 def test_car_fixture_buffer_is_inside_the_total() -> None:
-    common = dict(program="car-forest", vintage_year=2025, corresponding_adjustment="No")
+    common = {"program": "car-forest", "vintage_year": 2025, "corresponding_adjustment": "No"}
     results = list(car.parse(FIXTURES / "car_issuances.csv"))  # CRLF line ends
     assert plain(results) == [
         issuance(
@@ -286,9 +296,11 @@ def test_car_fixture_buffer_is_inside_the_total() -> None:
         (
             "rejected",
             7,
-            "line 7: buffer 1200 (columns 'Offset Credits Currently in Reserve Buffer Pool' 1200 "
-            "+ 'Offset Credits Intended for Compliance Buffer Pool' 0) exceeds column "
-            "'Total Offset Credits Issued' 1000",
+            (
+                "line 7: buffer 1200 (columns 'Offset Credits Currently in Reserve Buffer Pool' "
+                "1200 + 'Offset Credits Intended for Compliance Buffer Pool' 0) exceeds column "
+                "'Total Offset Credits Issued' 1000"
+            ),
         ),
         (
             "rejected",
@@ -303,7 +315,7 @@ def test_car_fixture_buffer_is_inside_the_total() -> None:
 
 
 def test_art_fixture() -> None:
-    common = dict(program="art-trees", country="EXAMPLELAND", project_type="Forest Carbon")
+    common = {"program": "art-trees", "country": "EXAMPLELAND", "project_type": "Forest Carbon"}
     assert plain(list(art.parse(FIXTURES / "art_issuances.csv"))) == [
         issuance(
             **common,
@@ -346,9 +358,11 @@ def test_art_fixture() -> None:
         (
             "rejected",
             5,
-            "line 5: total 5000 != project 5000 + buffer 100 (columns "
-            "'Total Emission Reductions/Removals', 'Credits Verified', "
-            "'Credits Deposited in Buffer')",
+            (
+                "line 5: total 5000 != project 5000 + buffer 100 (columns "
+                "'Total Emission Reductions/Removals', 'Credits Verified', "
+                "'Credits Deposited in Buffer')"
+            ),
         ),
     ]
 
@@ -357,7 +371,12 @@ def test_art_fixture() -> None:
 
 
 def test_verra_fixture_reads_issued_blocks_and_skips_retired_ones() -> None:
-    common = dict(program="verra-vcs", buffer=0, serial_prefix="VCS-VCU", country="Exampleland")
+    common = {
+        "program": "verra-vcs",
+        "buffer": 0,
+        "serial_prefix": "VCS-VCU",
+        "country": "Exampleland",
+    }
     assert plain(list(verra.parse(FIXTURES / "verra_transactions.csv"))) == [
         issuance(
             **common,
@@ -374,7 +393,9 @@ def test_verra_fixture_reads_issued_blocks_and_skips_retired_ones() -> None:
             serial_last="154233455",
             project_type="Energy demand",
         ),
-        Skipped(3, "retired/cancelled block (column 'Retirement/Cancellation Date' is '2021-05-05')"),
+        Skipped(
+            3, "retired/cancelled block (column 'Retirement/Cancellation Date' is '2021-05-05')"
+        ),
         issuance(
             **common,
             line=4,
@@ -395,8 +416,10 @@ def test_verra_fixture_reads_issued_blocks_and_skips_retired_ones() -> None:
         (
             "rejected",
             5,
-            "line 5: column 'Quantity Issued' is 499 but column 'Serial Number' covers "
-            "300000001-300000500 (500 credits)",
+            (
+                "line 5: column 'Quantity Issued' is 499 but column 'Serial Number' covers "
+                "300000001-300000500 (500 credits)"
+            ),
         ),
         (
             "rejected",
@@ -410,12 +433,12 @@ def test_verra_fixture_reads_issued_blocks_and_skips_retired_ones() -> None:
 
 
 def test_gold_standard_fixture_reads_native_and_cdm_serials() -> None:
-    common = dict(
-        program="gold-standard",
-        buffer=0,
-        country="Exampleland",
-        project_type="Energy Efficiency - Domestic",
-    )
+    common = {
+        "program": "gold-standard",
+        "buffer": 0,
+        "country": "Exampleland",
+        "project_type": "Energy Efficiency - Domestic",
+    }
     assert plain(list(gold_standard.parse(FIXTURES / "gold_standard_issuances.csv"))) == [
         issuance(
             **common,
@@ -459,8 +482,10 @@ def test_gold_standard_fixture_reads_native_and_cdm_serials() -> None:
         (
             "rejected",
             6,
-            "line 6: column 'Issuance Date': 'yesterday' is not a date "
-            "(expected an ISO date or date-time)",
+            (
+                "line 6: column 'Issuance Date': 'yesterday' is not a date "
+                "(expected an ISO date or date-time)"
+            ),
         ),
     ]
 
@@ -469,7 +494,7 @@ def test_gold_standard_fixture_reads_native_and_cdm_serials() -> None:
 
 
 def test_isometric_fixture_needs_whole_tonnes() -> None:
-    common = dict(program="isometric")
+    common = {"program": "isometric"}
     assert plain(list(isometric.parse(FIXTURES / "isometric_issuances.csv"))) == [
         issuance(
             **common,
@@ -494,15 +519,19 @@ def test_isometric_fixture_needs_whole_tonnes() -> None:
         (
             "rejected",
             4,
-            "line 4: column 'supplier_credit_batch_size_total.credits': '2710.062' is not a "
-            "whole number of tonnes (supplier_credit_batch_size_total.credit_kgs 2710062 is not "
-            "a multiple of 1000)",
+            (
+                "line 4: column 'supplier_credit_batch_size_total.credits': '2710.062' is not a "
+                "whole number of tonnes (supplier_credit_batch_size_total.credit_kgs 2710062 is "
+                "not a multiple of 1000)"
+            ),
         ),
         (
             "rejected",
             5,
-            "line 5: column 'buffer_pool_credit_batch_size_total.credits' '1.0' disagrees with "
-            "column 'buffer_pool_credit_batch_size_total.credit_kgs' '2000'",
+            (
+                "line 5: column 'buffer_pool_credit_batch_size_total.credits' '1.0' disagrees with "
+                "column 'buffer_pool_credit_batch_size_total.credit_kgs' '2000'"
+            ),
         ),
     ]
 
@@ -523,8 +552,10 @@ def test_isometric_without_kg_columns_reads_the_credit_columns(tmp_path: Path) -
     assert plain(results)[1] == (
         "rejected",
         3,
-        "line 3: column 'supplier_credit_batch_size_total.credits': '95.5' is not a whole "
-        "number of tonnes",
+        (
+            "line 3: column 'supplier_credit_batch_size_total.credits': '95.5' is not a whole "
+            "number of tonnes"
+        ),
     )
 
 
@@ -553,61 +584,86 @@ def test_carb_fixture_every_record() -> None:
     assert plain(results) == [
         # lines 2-3 (the Comment spans two lines): one buffer contribution retired for two
         # different reversals
-        carb_issuance(2, "CAFR9101-A", 2014, issued_on=date(2015, 6, 1), quantity=100000,
-                      buffer=18000),
+        carb_issuance(
+            2, "CAFR9101-A", 2014, issued_on=date(2015, 6, 1), quantity=100000, buffer=18000
+        ),
         BufferRetirementRecord(2, p, "CAFR9101-A", date(2020, 3, 2), 5000, "CAFR9102-A"),
         BufferRetirementRecord(2, p, "CAFR9101-A", date(2021, 8, 14), 7000, "CAFR9103-B"),
         # the reversals those retirements name, keyed project + letter of the project's reversal
         ReversalRecord(4, p, "CAFR9102-A", "CAFR9102", date(2018, 12, 31), 5000, False),
-        carb_issuance(5, "CAFR9103-A", 2015, issued_on=date(2016, 5, 10), quantity=40000,
-                      buffer=7000),
+        carb_issuance(
+            5, "CAFR9103-A", 2015, issued_on=date(2016, 5, 10), quantity=40000, buffer=7000
+        ),
         ReversalRecord(6, p, "CAFR9103-A", "CAFR9103", date(2016, 12, 31), 1500, False),
         ReversalRecord(7, p, "CAFR9103-B", "CAFR9103", date(2017, 12, 31), 7000, False),
         # project X: an intentional reversal, surrendered over its three later issuances
-        carb_issuance(8, "CAFR9104-A", 2015, issued_on=date(2016, 3, 1), quantity=60000,
-                      buffer=10000),
+        carb_issuance(
+            8, "CAFR9104-A", 2015, issued_on=date(2016, 3, 1), quantity=60000, buffer=10000
+        ),
         ReversalRecord(9, p, "CAFR9104-A", "CAFR9104", date(2016, 12, 31), 9000, True),
-        carb_issuance(10, "CAFR9104-B", 2017, issued_on=date(2018, 4, 2), quantity=30000,
-                      buffer=5000),
+        carb_issuance(
+            10, "CAFR9104-B", 2017, issued_on=date(2018, 4, 2), quantity=30000, buffer=5000
+        ),
         SurrenderRecord(10, p, "CAFR9104-B", "CAFR9104", 3000),
-        carb_issuance(11, "CAFR9104-C", 2018, issued_on=date(2019, 4, 2), quantity=31000,
-                      buffer=5100),
+        carb_issuance(
+            11, "CAFR9104-C", 2018, issued_on=date(2019, 4, 2), quantity=31000, buffer=5100
+        ),
         SurrenderRecord(11, p, "CAFR9104-C", "CAFR9104", 3000),
-        carb_issuance(12, "CAFR9104-D", 2019, issued_on=date(2020, 4, 2), quantity=32000,
-                      buffer=5200),  # Issuance Date written 4/2/2020
+        carb_issuance(
+            12, "CAFR9104-D", 2019, issued_on=date(2020, 4, 2), quantity=32000, buffer=5200
+        ),  # Issuance Date written 4/2/2020
         SurrenderRecord(12, p, "CAFR9104-D", "CAFR9104", 3000),
         # an invalidation (ODS: no buffer)
-        carb_issuance(13, "CAOD9201-A", 2016, issued_on=date(2017, 2, 1), quantity=50000,
-                      buffer=0, project_type="ODS"),
+        carb_issuance(
+            13,
+            "CAOD9201-A",
+            2016,
+            issued_on=date(2017, 2, 1),
+            quantity=50000,
+            buffer=0,
+            project_type="ODS",
+        ),
         InvalidationRecord(13, p, "CAOD9201-A", 1200),
         # a Comment that does not parse: the issuance stands, the retirement is rejected
-        carb_issuance(14, "CAFR9105-A", 2016, issued_on=date(2017, 3, 1), quantity=20000,
-                      buffer=3600),
+        carb_issuance(
+            14, "CAFR9105-A", 2016, issued_on=date(2017, 3, 1), quantity=20000, buffer=3600
+        ),
         (
             "rejected",
             14,
-            "line 14: column 'Buffer Pool Retired' is 2000 but column 'Comment' does not say "
-            "when or for which reversal: 'Buffer credits were retired after the 2021 fire "
-            "season.'",
+            (
+                "line 14: column 'Buffer Pool Retired' is 2000 but column 'Comment' does not say "
+                "when or for which reversal: 'Buffer credits were retired after the 2021 fire "
+                "season.'"
+            ),
         ),
         # a Comment whose retirements do not add up to the column
-        carb_issuance(15, "CAFR9106-A", 2016, issued_on=date(2017, 4, 1), quantity=22000,
-                      buffer=4000),
+        carb_issuance(
+            15, "CAFR9106-A", 2016, issued_on=date(2017, 4, 1), quantity=22000, buffer=4000
+        ),
         (
             "rejected",
             15,
-            "line 15: column 'Comment' accounts for 2500 buffer credits (2500) but column "
-            "'Buffer Pool Retired' is 3000",
+            (
+                "line 15: column 'Comment' accounts for 2500 buffer credits (2500) but column "
+                "'Buffer Pool Retired' is 3000"
+            ),
         ),
-        Skipped(16, "no credits issued and no reversal, buffer retirement, surrender or "
-                "invalidation"),
-        ("rejected", 17, "line 17: column 'ARB Offset Credits Issued': '1500.5' is not a "
-         "whole number"),
+        Skipped(
+            16, "no credits issued and no reversal, buffer retirement, surrender or invalidation"
+        ),
+        (
+            "rejected",
+            17,
+            ("line 17: column 'ARB Offset Credits Issued': '1500.5' is not a whole number"),
+        ),
         (
             "rejected",
             18,
-            "line 18: column 'Forest Buffer Account Contribution' is 500 on a 'MMC' project; "
-            "only Forest projects contribute to the Forest Buffer Account",
+            (
+                "line 18: column 'Forest Buffer Account Contribution' is 500 on a 'MMC' project; "
+                "only Forest projects contribute to the Forest Buffer Account"
+            ),
         ),
     ]
     # the compensations reconcile with what they compensate
@@ -651,8 +707,10 @@ def test_carb_reversal_edge_cases(tmp_path: Path) -> None:
         (
             "rejected",
             3,
-            "line 3: column 'Unintentional Reversal': '20.0' is positive; the table writes "
-            "reversals as negative quantities",
+            (
+                "line 3: column 'Unintentional Reversal': '20.0' is positive; the table writes "
+                "reversals as negative quantities"
+            ),
         ),
         Skipped(
             4,
@@ -676,15 +734,23 @@ def test_carb_reversal_edge_cases(tmp_path: Path) -> None:
         (
             "rejected",
             6,
-            "line 6: column 'Buffer Pool Retired' is 5 but column 'CARB Issuance ID' is empty: "
-            "no issuance to attach it to",
+            (
+                "line 6: column 'Buffer Pool Retired' is 5 but column 'CARB Issuance ID' is empty: "
+                "no issuance to attach it to"
+            ),
         ),
     ]
 
 
 def test_reversal_letters_count_like_spreadsheet_columns() -> None:
     assert [reversal_letters(n) for n in (0, 1, 25, 26, 27, 701, 702)] == [
-        "A", "B", "Z", "AA", "AB", "ZZ", "AAA"
+        "A",
+        "B",
+        "Z",
+        "AA",
+        "AB",
+        "ZZ",
+        "AAA",
     ]
     assert len({reversal_letters(n) for n in range(2000)}) == 2000
 
@@ -702,8 +768,7 @@ def test_missing_columns_raise_before_any_record(tmp_path: Path) -> None:
     with pytest.raises(ImportFormatError) as raised:
         next(records)
     assert str(raised.value) == (
-        "acr.csv: not a acr export: missing column(s) 'Credits Issued to Buffer Pool', "
-        "'Project ID'"
+        "acr.csv: not a acr export: missing column(s) 'Credits Issued to Buffer Pool', 'Project ID'"
     )
     assert isinstance(raised.value, ValueError)
 
@@ -752,8 +817,18 @@ def test_parsing_streams_a_large_file(tmp_path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(acr.REQUIRED)
         for n in range(rows):
-            writer.writerow(["1/2/2025 3:04:05 PM", "2024", "1/1/2024", "12/31/2024",
-                             str(n + 10), str(n + 8), "2", f"ACR{n}"])
+            writer.writerow(
+                [
+                    "1/2/2025 3:04:05 PM",
+                    "2024",
+                    "1/1/2024",
+                    "12/31/2024",
+                    str(n + 10),
+                    str(n + 8),
+                    "2",
+                    f"ACR{n}",
+                ]
+            )
     started = time.perf_counter()
     assert count_rows(path) == rows
     seen = 0
@@ -844,9 +919,7 @@ def test_real_acr_quantities_match_the_columns() -> None:
 
 @needs_shared
 def test_real_car_buffer_never_exceeds_total_and_split_issuance_keeps_two_keys() -> None:
-    records = [
-        r for r in car.parse(REAL / REAL_FILES["car"][0]) if isinstance(r, IssuanceRecord)
-    ]
+    records = [r for r in car.parse(REAL / REAL_FILES["car"][0]) if isinstance(r, IssuanceRecord)]
     with_buffer = [r for r in records if r.buffer]
     assert len(with_buffer) == 50  # rows with a reserve or compliance buffer figure
     assert all(r.total is not None and r.buffer < r.total for r in with_buffer)

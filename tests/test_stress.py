@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -197,6 +198,17 @@ def test_heterogeneous_probabilities_give_their_expected_loss() -> None:
     assert result.expected_loss == pytest.approx(probability.sum(), rel=0.01)
 
 
+@pytest.mark.parametrize("p", [0.002, 0.05, 0.3])
+def test_single_project_ruin_curve_is_geometric(p: float) -> None:
+    # Exposure above the balance and total loss: the pool fails at the project's first event.
+    contents = PoolContents.homogeneous(1, 100, p, 1.0, 50)
+    result = simulate(contents, "independent", scenarios=20_000, horizon=20, seed=21)
+    for year in (1, 5, 20):
+        exact = 1 - (1 - p) ** year
+        error = math.sqrt(exact * (1 - exact) / result.scenarios)
+        assert abs(result.p_exhausted_by_year[year - 1] - exact) <= 4 * error
+
+
 def test_rare_events_in_a_small_pool_are_not_overcounted() -> None:
     # One project per 64-scenario stream: the sparse sampler's gaps often overrun the block.
     rare = PoolContents.homogeneous(1, 1, 0.001, 1.0, 10**9)
@@ -293,9 +305,9 @@ def test_result_shape_and_json() -> None:
     assert sum(data["loss_histogram"]["counts"]) == 640
 
 
-def test_plot_result_writes_a_png(tmp_path: object) -> None:
+def test_plot_result_writes_a_png(tmp_path: Path) -> None:
     result = simulate_stylised(100, 30, 0.1, horizon=30, scenarios=1_000, seed=1)
-    target = plot_result(result, f"{tmp_path}/ruin.png")
+    target = plot_result(result, tmp_path / "ruin.png")
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
@@ -26,7 +26,7 @@ _ANNOTATE_MAX_BARS = 15
 
 def tonnes(value: float) -> str:
     """Whole tonnes with thousands separators, as everywhere in the project."""
-    return f"{int(round(value)):,}"
+    return f"{value:,.0f}"
 
 
 def plain_label(text: Any) -> str:
@@ -71,13 +71,14 @@ def buffer_balance_chart(
     if not points:
         _empty(ax, "No vintages recorded")
         return _save(fig, path)
-    days = [p[0] for p in points]
+    days = date2num([p[0] for p in points])
+    ax.xaxis_date()
     ax.step(days, [p[2] for p in points], where="post", color=EXPOSURE_COLOUR,
             linewidth=2, label="Exposure (credits that must stay permanent)")
     ax.step(days, [p[1] for p in points], where="post", color=BALANCE_COLOUR,
             linewidth=2, label="Buffer balance (credits held in reserve)")
-    if as_of is not None and days[-1] > as_of:
-        ax.axvspan(as_of, days[-1], color="#999999", alpha=0.15,  # type: ignore[arg-type]
+    if as_of is not None and points[-1][0] > as_of:
+        ax.axvspan(float(date2num(as_of)), float(days[-1]), color="#999999", alpha=0.15,
                    label="Projection (as recorded today)")
     locator = AutoDateLocator()
     ax.xaxis.set_major_locator(locator)

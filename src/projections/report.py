@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -163,15 +163,12 @@ def ratio(value: float | None) -> str:
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric_from: int = 1) -> str:
     """A table whose cells are escaped; columns from ``numeric_from`` are right-aligned."""
-    head = "".join(
-        f'<th{" class=num" if i >= numeric_from else ""}>{esc(h)}</th>'
-        for i, h in enumerate(headers)
-    )
+    def cls(i: int) -> str:
+        return ' class="num"' if i >= numeric_from else ""
+
+    head = "".join(f"<th{cls(i)}>{esc(h)}</th>" for i, h in enumerate(headers))
     body = "".join(
-        "<tr>" + "".join(
-            f'<td{" class=num" if i >= numeric_from else ""}>{esc(c)}</td>'
-            for i, c in enumerate(row)
-        ) + "</tr>"
+        "<tr>" + "".join(f"<td{cls(i)}>{esc(c)}</td>" for i, c in enumerate(row)) + "</tr>"
         for row in rows
     )
     if not body:
@@ -179,12 +176,15 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric_from: i
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def card(label: str, value: str, unit: str, explain: str, ident: str) -> str:
+def card(label: str, value: str, unit: str, explain: str, ident: str, detail: str = "") -> str:
+    """A headline figure; ``explain`` is trusted markup whose figures the caller escaped."""
     return (
         f'<div class="card" id="{esc(ident)}"><div class="label">{esc(label)}</div>'
         f'<div class="value">{esc(value)}'
         + (f' <span class="unit">{esc(unit)}</span>' if unit else "")
-        + f'</div><p class="explain">{explain}</p></div>'
+        + "</div>"
+        + (f'<div class="detail">{esc(detail)}</div>' if detail else "")
+        + f'<p class="explain">{explain}</p></div>'
     )
 
 
@@ -198,7 +198,7 @@ def chart(src: str, alt: str) -> str:
 def render(figures: Figures, chart_names: Mapping[str, str], stress: dict[str, Any] | None) -> str:
     """The whole page as one string (inline CSS, no scripts, no network)."""
     as_of = figures.as_of.isoformat()
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     sections = [
         _headline(figures),
         _runoff(figures, chart_names["runoff"]),
@@ -245,13 +245,13 @@ def _headline(f: Figures) -> str:
                 "permanence funds or insurers and is no longer the pools' to bear."
                 if transferred else ""),
              "exposure"),
-        card("Due now", tonnes(t["due_total"]), "tCO2e",
-             f"Reversals already recorded but not yet compensated. Project proponents owe "
-             f"<strong>{esc(tonnes(due.get('proponent', 0)))}</strong> tCO2e (avoidable "
-             f"reversals such as harvest or missed verification); the pools owe "
-             f"<strong>{esc(tonnes(due.get('pool', 0)))}</strong> tCO2e (unavoidable reversals "
-             "such as wildfire or storm, and proponents' defaults).",
-             "due"),
+        card("Due liability", tonnes(t["due_total"]), "tCO2e",
+             "Reversals already recorded but not yet compensated, by who owes them. Project "
+             "proponents owe avoidable reversals (harvest, negligence, missed verification); "
+             "the pools owe unavoidable ones (wildfire, storm) and proponents' defaults.",
+             "due",
+             detail=f"proponents {tonnes(due.get('proponent', 0))} · "
+                    f"pools {tonnes(due.get('pool', 0))}"),
         card("Buffer balance", tonnes(b["balance"]), "tCO2e",
              f"Credits held in reserve: {esc(tonnes(b['contributions']))} contributed by "
              f"projects, minus {esc(tonnes(b['cancelled']))} cancelled to compensate "
@@ -350,17 +350,20 @@ def _by_project(f: Figures) -> str:
     groups = [(n, g) for n, g in groups if g["exposure"] or g["due_total"]
               or g["transferred"]]
     shown, rest = groups[:TOP_PROJECTS], groups[TOP_PROJECTS:]
-    rows = [(n, tonnes(g["exposure"]), tonnes(g["due"].get("proponent", 0)),
-             tonnes(g["due"].get("pool", 0))) for n, g in shown]
+    rows = [(n, tonnes(g["exposure"]), tonnes(sum(g["transferred"].values())),
+             tonnes(g["due"].get("proponent", 0)), tonnes(g["due"].get("pool", 0)))
+            for n, g in shown]
     if rest:
         rows.append((f"{len(rest):,} more projects",
                      tonnes(sum(g["exposure"] for _, g in rest)),
+                     tonnes(sum(sum(g["transferred"].values()) for _, g in rest)),
                      tonnes(sum(g["due"].get("proponent", 0) for _, g in rest)),
                      tonnes(sum(g["due"].get("pool", 0) for _, g in rest))))
     return (
         '<section id="exposure-by-project"><h2>Largest projects</h2>'
-        f"<p>The {TOP_PROJECTS} projects with the most exposure, and what they owe.</p>"
-        + table(("Project", "Exposure", "Due by proponent", "Due by pool"), rows)
+        f"<p>The projects with the most exposure (up to {TOP_PROJECTS} by name), what has "
+        "been transferred to funds or insurers, and what is owed today.</p>"
+        + table(("Project", "Exposure", "Transferred", "Due by proponent", "Due by pool"), rows)
         + "</section>"
     )
 
@@ -402,13 +405,13 @@ def _stress_value(value: Any) -> str:
 def _glossary() -> str:
     terms = [
         ("Vintage", "The credits issued to one project in one issuance."),
-        ("Reversal", "Stored carbon went back to the atmosphere after credits were issued "
-                     "for it."),
-        ("Avoidable / unavoidable", "Within the proponent's control (harvest, negligence, "
-                                    "stopping monitoring) or outside it (wildfire, storm, "
-                                    "drought)."),
-        ("Buffer pool", "Credits withheld from many projects, cancelled to make good "
-                        "unavoidable reversals."),
+        ("Reversal", ("Stored carbon went back to the atmosphere after credits were issued "
+                      "for it.")),
+        ("Avoidable / unavoidable", ("Within the proponent's control (harvest, negligence, "
+                                     "stopping monitoring) or outside it (wildfire, storm, "
+                                     "drought).")),
+        ("Buffer pool", ("Credits withheld from many projects, cancelled to make good "
+                         "unavoidable reversals.")),
         ("Monitoring period", "How long each vintage is watched and guaranteed."),
     ]
     items = "".join(f"<dt>{esc(t)}</dt><dd>{esc(d)}</dd>" for t, d in terms)
@@ -427,6 +430,7 @@ padding-bottom:4px}h3{margin:24px 0 4px}
 .card .label{font-size:.85rem;text-transform:uppercase;letter-spacing:.04em;color:#56635c}
 .card .value{font-size:1.9rem;font-weight:650;font-variant-numeric:tabular-nums}
 .card .unit{font-size:1rem;font-weight:400;color:#56635c}
+.card .detail{font-size:.95rem;font-variant-numeric:tabular-nums}
 .explain{font-size:.9rem;color:#3a4540;margin:6px 0 0}
 figure{margin:12px 0}figure img{max-width:100%;height:auto;background:#fff;
 border:1px solid #d7ddd9;border-radius:6px}

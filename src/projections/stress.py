@@ -802,7 +802,7 @@ def _block_events(
     if flags.catastrophe:
         shock = gen.random((rows, layout.n_regions)) < cat.annual_probability
         keys.append(_shock_keys(gen, shock, contents, layout, cat, factor))
-    key = np.unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.int64)
+    key = _union(keys) if flags.catastrophe else _concat(keys)
     row, col = np.divmod(key, width)
     shocked = (
         shock[row, layout.region_index[col]] if shock is not None else np.zeros(key.size, bool)
@@ -813,6 +813,17 @@ def _block_events(
         else np.ones(key.size, dtype=bool)
     )
     return _Events(row, col, shocked, defaulted)
+
+
+def _concat(keys: list[IntArray]) -> IntArray:
+    """Probability groups hold disjoint projects, so their events never coincide."""
+    return np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
+
+
+def _union(keys: list[IntArray]) -> IntArray:
+    """Base and catastrophe events may coincide: one event per project-year (sorted)."""
+    key = np.sort(_concat(keys))
+    return key[np.concatenate(([True], key[1:] != key[:-1]))] if key.size else key
 
 
 def _group_keys(

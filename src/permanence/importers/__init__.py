@@ -28,8 +28,7 @@ from .records import (
 Parser = Callable[[Path], Iterator[ParseResult]]
 
 PARSERS: dict[str, Parser] = {
-    module.FORMAT: module.parse
-    for module in (acr, car, art, verra, gold_standard, isometric, carb)
+    module.FORMAT: module.parse for module in (acr, car, art, verra, gold_standard, isometric, carb)
 }
 """Format name (``acr``, ``car``, ``art``, ``verra``, ``gold-standard``, ``isometric``,
 ``carb``) to its ``parse`` function."""

@@ -56,7 +56,9 @@ def _read(row: Row) -> ParseResult:
             f"exceeds column {TOTAL!r} {total}"
         )
     if row.flag("Zero-Credit Reporting Period"):
-        return Skipped(row.line, "zero-credit reporting period (column 'Zero-Credit Reporting Period')")
+        return Skipped(
+            row.line, "zero-credit reporting period (column 'Zero-Credit Reporting Period')"
+        )
     if total == 0:
         return Skipped(row.line, f"no credits issued (column {TOTAL!r} is 0)")
     labels = row.yes_labels("CCP Approved")

@@ -54,6 +54,8 @@ def decimal_number(text: str) -> Decimal | None:
 
 def whole_number(text: str) -> int | None:
     """``text`` as a whole number (``2163951.0`` and ``28,571`` are whole), else None."""
+    if text.isascii() and text.isdigit():  # the common case, without building a Decimal
+        return int(text)
     value = decimal_number(text)
     if value is None or value != value.to_integral_value():
         return None
@@ -65,23 +67,39 @@ def identifier(text: str) -> str:
     return text[:-2] if text.endswith(".0") and text[:-2].isdigit() else text
 
 
-_US_FORMATS = (
-    "%m/%d/%Y",
-    "%m/%d/%Y %I:%M:%S %p",
-    "%m/%d/%Y %I:%M %p",
-    "%m/%d/%Y %H:%M:%S",
-    "%m/%d/%Y %H:%M",
+_US = re.compile(
+    r"(?P<month>\d{1,2})/(?P<day>\d{1,2})/(?P<year>\d{4})"
+    r"(?:\s+(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2}))?"
+    r"(?:\s*(?P<half>[AaPp][Mm]))?)?"
 )
 
 
 def us_datetime(text: str) -> datetime | None:
-    """``M/D/YYYY`` with an optional time of day (``3/24/2026 9:08:01 PM``), else None."""
-    for fmt in _US_FORMATS:
-        try:
-            return datetime.strptime(text, fmt)
-        except ValueError:
-            continue
-    return None
+    """``M/D/YYYY`` with an optional time of day (``3/24/2026 9:08:01 PM``), else None.
+
+    A regular expression rather than ``strptime``: this runs once or more per row of files
+    with 100,000 rows, and ``strptime`` trying several formats is the slowest part by far.
+    """
+    match = _US.fullmatch(text.strip())
+    if match is None:
+        return None
+    hour = int(match["hour"] or 0)
+    half = (match["half"] or "").upper()
+    if half:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if half == "PM" else 0)
+    try:
+        return datetime(
+            int(match["year"]),
+            int(match["month"]),
+            int(match["day"]),
+            hour,
+            int(match["minute"] or 0),
+            int(match["second"] or 0),
+        )
+    except ValueError:
+        return None
 
 
 def us_date(text: str) -> date | None:
@@ -116,7 +134,7 @@ class Row:
     turns such a message into a :class:`Rejected` carrying the line and the raw row.
     """
 
-    __slots__ = ("line", "_cells", "_index")
+    __slots__ = ("_cells", "_index", "line")
 
     def __init__(self, line: int, cells: list[str], index: dict[str, int]) -> None:
         self.line = line

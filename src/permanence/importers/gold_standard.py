@@ -39,7 +39,9 @@ QUANTITY = "Quantity"
 REQUIRED = ("Vintage", QUANTITY, "GSID", "Issuance Date", SERIAL)
 
 _NATIVE = re.compile(r"(?P<prefix>.+)-(?P<first>\d+)-(?P<last>\d+)")
-_CDM_END = re.compile(r"(?P<party>[A-Z]{2})-(?P<unit>\d+)-(?P<serial>\d+)-(?P<rest>\d+-\d+-\d+-\d+)")
+_CDM_END = re.compile(
+    r"(?P<party>[A-Z]{2})-(?P<unit>\d+)-(?P<serial>\d+)-(?P<rest>\d+-\d+-\d+-\d+)"
+)
 _ISO = "YYYY-MM-DD"
 
 

@@ -31,8 +31,14 @@ SUPPLIER = "supplier_credit_batch_size_total"
 BUFFER = "buffer_pool_credit_batch_size_total"
 TOTAL = "credit_batch_size_total"
 
-REQUIRED = ("id", "issued_at", "project_id", f"{SUPPLIER}.credits", f"{BUFFER}.credits",
-            f"{TOTAL}.credits")
+REQUIRED = (
+    "id",
+    "issued_at",
+    "project_id",
+    f"{SUPPLIER}.credits",
+    f"{BUFFER}.credits",
+    f"{TOTAL}.credits",
+)
 
 
 def parse(path: Path) -> Iterator[ParseResult]:
@@ -76,8 +82,9 @@ def _read(row: Row) -> ParseResult:
     quantity = tonnes(row, SUPPLIER)
     buffer = tonnes(row, BUFFER)
     total = tonnes(row, TOTAL)
-    check_total(total, quantity, buffer, (f"{TOTAL}.credits", f"{SUPPLIER}.credits",
-                                          f"{BUFFER}.credits"))
+    check_total(
+        total, quantity, buffer, (f"{TOTAL}.credits", f"{SUPPLIER}.credits", f"{BUFFER}.credits")
+    )
     if total == 0:
         return Skipped(row.line, f"no credits issued (column '{TOTAL}.credits' is 0)")
     return IssuanceRecord(

@@ -1,0 +1,33 @@
+"""``permanence report``: the trustee report as an HTML folder that opens offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from permanence.cli import AS_OF, JSON, app, emit, guarded, runtime, today
+from permanence.parsing import UsageError, to_date
+
+OUT = typer.Option(..., "--out", help="Folder to write index.html and its charts to.")
+
+
+@app.command("report")
+def report(
+    out: Path = OUT,
+    as_of: str = AS_OF,
+    as_json: bool = JSON,
+) -> None:
+    """Write the trustee report (index.html + charts); prints the page's path."""
+    from projections.report import write_report_files
+
+    def body() -> None:
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"out: {out} exists and is not a folder")
+        day = to_date(as_of, "as-of") or today()
+        with runtime() as rt:
+            files = write_report_files(rt.engine, out, day)
+        data = {"report": str(files.index), "charts": [str(c) for c in files.charts]}
+        emit(data, as_json, lambda d: d["report"])
+
+    guarded(body)
