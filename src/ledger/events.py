@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 from uuid import UUID
 
 from eventsourcing.domain import CanInitAggregate, CanMutateAggregate
+from eventsourcing.utils import resolve_topic
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.classification import Classification
@@ -68,6 +69,14 @@ class Issued(VintageEvent, CanInitAggregate[UUID]):
     corresponding_adjustment: str | None = None
     authorization: str | None = None
     rules: Rules
+
+    def mutate(self, aggregate: Any) -> Any:
+        """Construct the vintage from its first event (lean: bulk issuance and rebuilds)."""
+        cls = resolve_topic(self.originator_topic)
+        vintage = cls.__new__(cls)
+        vintage.__base_init__(self.originator_id, self.originator_version, self.timestamp)
+        self.apply(vintage)
+        return vintage
 
 
 class Verified(VintageEvent):

@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+from pydantic import BaseModel
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
 
@@ -36,7 +37,7 @@ class PydanticMapper(Mapper[UUID]):
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         event: DomainEvent = domain_event
-        state = event.model_dump(mode="json", exclude=_ENVELOPE)
+        state = {k: v for k, v in event.__dict__.items() if k not in _ENVELOPE}
         class_version = getattr(type(event), "class_version", 1)
         if class_version > 1:
             state["class_version"] = class_version
@@ -44,7 +45,7 @@ class PydanticMapper(Mapper[UUID]):
             originator_id=event.originator_id,
             originator_version=event.originator_version,
             topic=get_topic(type(event)),
-            state=orjson.dumps(state),
+            state=orjson.dumps(state, default=_nested),
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
@@ -66,3 +67,22 @@ def decode_state(cls: type, raw: bytes | str | memoryview) -> dict[str, Any]:
         getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
         from_version += 1
     return state
+
+
+_DUMPED: dict[int, tuple[BaseModel, dict[str, Any]]] = {}
+
+
+def _nested(value: Any) -> Any:
+    """Nested pydantic values (the rules snapshot); orjson handles dates, UUIDs, datetimes.
+
+    New vintages share their profile's one frozen rules object, so its dump is kept.
+    """
+    if isinstance(value, BaseModel):
+        hit = _DUMPED.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        dumped = value.model_dump(mode="json")
+        if value.model_config.get("frozen") and len(_DUMPED) < 256:
+            _DUMPED[id(value)] = (value, dumped)
+        return dumped
+    raise TypeError(f"cannot store {type(value).__name__} in an event")

@@ -178,6 +178,7 @@ class ProfileCatalog:
 
     def __init__(self, profiles: list[ProgramProfile]) -> None:
         self._profiles = {p.name: p for p in profiles}
+        self._rules = {p.name: p.rules() for p in profiles}
 
     @classmethod
     def load(cls, extra_files: list[Path] | tuple[Path, ...] = ()) -> ProfileCatalog:
@@ -200,6 +201,11 @@ class ProfileCatalog:
             raise UnknownProgram(
                 f"program: unknown program {name!r}; known: {', '.join(sorted(self._profiles))}"
             ) from None
+
+    def rules(self, name: str) -> Rules:
+        """The (immutable, shared) rules snapshot a new vintage of this program carries."""
+        self.get(name)
+        return self._rules[name]
 
     def names(self) -> list[str]:
         return sorted(self._profiles)

@@ -10,11 +10,12 @@ of an export all agree.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import BaseAggregate
+from eventsourcing.utils import get_topic
 
 from ledger import events as ev
 from ledger.calendar import add_days, add_years
@@ -23,6 +24,11 @@ from ledger.errors import InvalidCommand, NothingToDo, UnknownReversal
 from ledger.profiles import Rules
 
 ONE_DAY = timedelta(days=1)
+_ISSUED_FIELDS = (
+    "program", "pool", "project", "vintage_year", "vintage_start", "vintage_end",
+    "serial_first", "serial_last", "quantity", "buffer", "crediting_start", "crediting_end",
+    "risk_class", "source_key", "corresponding_adjustment", "authorization", "rules",
+)
 
 
 @dataclass
@@ -69,6 +75,24 @@ class Dated:
 class Vintage(BaseAggregate[UUID]):
     """One credit vintage (issuance batch) under a program profile's rules."""
 
+    program: str
+    pool: str
+    project: str
+    vintage_year: int | None
+    vintage_start: date | None
+    vintage_end: date | None
+    serial_first: str | None
+    serial_last: str | None
+    quantity: int
+    buffer: int
+    crediting_start: date | None
+    crediting_end: date | None
+    risk_class: str | None
+    source_key: str | None
+    corresponding_adjustment: str | None
+    authorization: str | None
+    rules: Rules
+
     def __init__(self) -> None:
         """State is set by :meth:`when` from the ``Issued`` event."""
 
@@ -105,9 +129,13 @@ class Vintage(BaseAggregate[UUID]):
         _check_vintage_period(vintage_start, vintage_end)
         if crediting_start and crediting_end and crediting_end < crediting_start:
             raise InvalidCommand("crediting_end: before crediting_start")
-        return cls._create(
-            ev.Issued,
-            id=vintage_id,
+        _check_dates(on=on, vintage_start=vintage_start, vintage_end=vintage_end,
+                     crediting_start=crediting_start, crediting_end=crediting_end)
+        event = ev.Issued(
+            originator_id=vintage_id,
+            originator_version=cls.INITIAL_VERSION,
+            originator_topic=VINTAGE_TOPIC,
+            timestamp=ev.Issued.create_timestamp(),
             on=on,
             program=program,
             pool=pool,
@@ -127,6 +155,9 @@ class Vintage(BaseAggregate[UUID]):
             authorization=authorization,
             rules=rules,
         )
+        vintage: Vintage = event.mutate(None)
+        vintage.pending_events.append(event)
+        return vintage
 
     def verify(
         self,
@@ -387,24 +418,10 @@ class Vintage(BaseAggregate[UUID]):
         getattr(self, f"_on_{type(event).__name__}")(event)
 
     def _on_Issued(self, e: ev.Issued) -> None:
-        self.program = e.program
-        self.pool = e.pool
-        self.project = e.project
-        self.vintage_year = e.vintage_year
-        self.vintage_start = e.vintage_start
-        self.vintage_end = e.vintage_end
-        self.serial_first = e.serial_first
-        self.serial_last = e.serial_last
-        self.quantity = e.quantity
-        self.buffer = e.buffer
+        d = self.__dict__
+        for name in _ISSUED_FIELDS:
+            d[name] = getattr(e, name)
         self.issued_on = e.on
-        self.crediting_start = e.crediting_start
-        self.crediting_end = e.crediting_end
-        self.risk_class = e.risk_class
-        self.source_key = e.source_key
-        self.corresponding_adjustment = e.corresponding_adjustment
-        self.authorization = e.authorization
-        self.rules = e.rules
         self.verifications: list[date] = []
         self.risk: ev.RiskAssessed | None = None
         self.reversals: dict[str, Reversal] = {}
@@ -675,6 +692,12 @@ def _check_whole(value: Any, field: str, *, allow_zero: bool) -> None:
         raise InvalidCommand(f"{field}: must be a positive whole number of tonnes, got {value}")
 
 
+def _check_dates(**values: date | None) -> None:
+    for field, value in values.items():
+        if value is not None and (not isinstance(value, date) or isinstance(value, datetime)):
+            raise InvalidCommand(f"{field}: {value!r} is not a date")
+
+
 def _check_non_empty(field: str, value: str) -> None:
     if not value or not value.strip():
         raise InvalidCommand(f"{field}: must not be empty")
@@ -691,3 +714,6 @@ def _iso(d: date | None) -> str | None:
 
 def _serials(first: str | None, last: str | None) -> str | None:
     return f"{first}-{last}" if first and last else first
+
+
+VINTAGE_TOPIC = get_topic(Vintage)

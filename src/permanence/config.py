@@ -98,6 +98,9 @@ def _postgres(url: str, lock_timeout: int) -> Store:
         "POSTGRES_CONN_MAX_AGE": "",
         "POSTGRES_PRE_PING": "y",
         "POSTGRES_POOL_SIZE": "4",
+        # one INSERT ... unnest() per save: no psycopg pipeline, which can deadlock on
+        # large batches (both ends waiting on full socket buffers)
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "y",
     }
     if schema:
         env["POSTGRES_SCHEMA"] = schema

@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger.application import LedgerApp
 from ledger.calendar import add_years
-from ledger.events import Issued
+from ledger.events import Issued, VintageEvent
 from ledger.vintage import Vintage
 from projections.schedule import Schedule, difference, schedule
 from projections.tables import PROJECTION_TABLES, deltas, metadata, rollup, tracking, vintages
@@ -100,6 +100,8 @@ class Projector:
         try:
             for n in page:
                 event = self.app.mapper.to_domain_event(n)
+                if not isinstance(event, VintageEvent):
+                    continue  # other aggregates (stress-test records) have no figures here
                 recorded_at = _utc(event.timestamp)
                 vid = str(n.originator_id)
                 if isinstance(event, Issued):
