@@ -130,7 +130,7 @@ def _table_rows(runtime: Runtime) -> dict[str, list[tuple[object, ...]]]:
     out = {}
     with runtime.engine.connect() as conn:
         for t, order in ((vintages, vintages.c.vintage_id), (deltas, deltas.c.nid),
-                         (rollup, text("measure, key, day, program, pool, vintage_year")),
+                         (rollup, text("measure, key, day, program, pool")),
                          (tracking, tracking.c.name)):
             out[t.name] = [tuple(r) for r in conn.execute(select(t).order_by(order, *(
                 [deltas.c.seq] if t is deltas else [])))]

@@ -18,7 +18,8 @@ from eventsourcing.domain import BaseAggregate
 from eventsourcing.utils import get_topic
 
 from ledger import events as ev
-from ledger.calendar import add_days, add_years
+from ledger import clock
+from ledger.calendar import add_days
 from ledger.classification import Classification, classify
 from ledger.errors import InvalidCommand, NothingToDo, UnknownReversal
 from ledger.profiles import Rules
@@ -422,6 +423,12 @@ class Vintage(BaseAggregate[UUID]):
         for name in _ISSUED_FIELDS:
             d[name] = getattr(e, name)
         self.issued_on = e.on
+        rules = e.rules
+        # the clock never moves after issuance: compute it once
+        self._clock_start = clock.clock_start(rules.clock, e.on, e.crediting_start)
+        self._period_end = clock.period_end(
+            self._clock_start, rules.period_years, rules.whichever_later, e.crediting_end
+        )
         self.verifications: list[date] = []
         self.risk: ev.RiskAssessed | None = None
         self.reversals: dict[str, Reversal] = {}
@@ -490,17 +497,12 @@ class Vintage(BaseAggregate[UUID]):
     @property
     def clock_start(self) -> date:
         """S: the issuance date, or the first crediting-period start under that clock."""
-        if self.rules.clock == "crediting_period" and self.crediting_start is not None:
-            return self.crediting_start
-        return self.issued_on
+        return self._clock_start
 
     @property
     def period_end(self) -> date:
         """E = S + period_years; under "whichever is later", at least the crediting end."""
-        end = add_years(self.clock_start, self.rules.period_years)
-        if self.rules.whichever_later and self.crediting_end is not None:
-            end = max(end, self.crediting_end)
-        return end
+        return self._period_end
 
     @property
     def period_closed(self) -> bool:
@@ -513,18 +515,14 @@ class Vintage(BaseAggregate[UUID]):
     @property
     def verification_due(self) -> date | None:
         """D = (last verification, or issuance) + the profile's interval."""
-        interval = self.rules.verification_interval_years
-        if interval is None:
-            return None
-        return add_years(self.last_verified or self.issued_on, interval)
+        return clock.verification_due(
+            self.last_verified or self.issued_on, self.rules.verification_interval_years
+        )
 
     @property
     def lapse_arises_on(self) -> date | None:
         """The day a lapse's obligation arises (D + grace + 1), if D falls within the period."""
-        due = self.verification_due
-        if due is None or due >= self.period_end:
-            return None
-        return add_days(due, self.rules.grace_days + 1)
+        return clock.lapse_arises_on(self.verification_due, self.period_end, self.rules.grace_days)
 
     @property
     def lapse_recorded(self) -> bool:

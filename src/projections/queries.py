@@ -9,7 +9,7 @@ restricted to what had been recorded by ``known_at``. Neither replays an aggrega
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from sqlalchemy import Engine, and_, func, literal, select
@@ -40,8 +40,8 @@ def known_at_text(known_at: datetime | None) -> str | None:
     if known_at is None:
         return None
     if known_at.tzinfo is None:
-        known_at = known_at.replace(tzinfo=timezone.utc)
-    return known_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        known_at = known_at.replace(tzinfo=UTC)
+    return known_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _sums(
@@ -54,7 +54,7 @@ def _sums(
 ) -> dict[tuple[str, str, Any], int]:
     """Sum (measure, key, group) over deltas dated on or before ``as_of``."""
     t = as_of.isoformat()
-    detail = known_at is not None or filters.project is not None or group == "project"
+    detail = known_at is not None or filters.project is not None or group in ("project", "vintage-year")
     out: dict[tuple[str, str, Any], int] = {}
     if not detail:
         table = rollup

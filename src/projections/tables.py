@@ -8,8 +8,8 @@ they compare correctly as text on both databases and need no conversion on the h
   ``issued_on``) and the due dates the scheduler sweeps on (indexed).
 - ``proj_deltas``: every later change to an as-of figure, as a dated delta, with the
   notification id and record time of the event that caused it (for ``known_at``).
-- ``proj_rollup``: the baseline and deltas summed by day, measure, key, program, pool and
-  vintage year: the fast path for "as of any date" roll-ups.
+- ``proj_rollup``: the baseline and deltas summed by day, measure, key, program and pool:
+  the fast path for "as of any date" roll-ups (other groupings use the detail path).
 - ``proj_tracking``: the last notification id each projection has processed; written in
   the same transaction as the rows above, so processing happens exactly once.
 """
@@ -113,9 +113,7 @@ rollup = Table(
     Column("day", String(10), primary_key=True),
     Column("program", String(64), primary_key=True),
     Column("pool", String(64), primary_key=True),
-    Column("vintage_year", Integer, primary_key=True),
     Column("amount", BigInteger, nullable=False),
-    Index("ix_pr_day", "measure", "day"),
 )
 
 PROJECTION_TABLES = (vintages, deltas, rollup, tracking)

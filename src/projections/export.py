@@ -1,0 +1,471 @@
+"""Tamper-evident export of the event log, and its verification without a database.
+
+An auditor is handed a file and must be able to tell, offline, that nothing in it was
+altered, removed, added or moved, and that the totals it states follow from its events.
+
+File format (JSON Lines, UTF-8, ``permanence-export/1``)
+---------------------------------------------------------
+One line per stored event, in notification order, then one manifest line last::
+
+    {"hash": H, "notification_id": 42, "originator_id": "uuid", "originator_version": 3,
+     "prev_hash": P, "seq": 17, "state": {...the event state as stored...},
+     "topic": "ledger.events:Verified"}
+
+- ``seq`` counts 1..n within the file (a ``--program`` export numbers its own records).
+- ``hash`` is the SHA-256 hex of the record's *canonical bytes*: the record without ``hash``,
+  serialised as Python ``json.dumps(record, sort_keys=True, separators=(",", ":"),
+  ensure_ascii=False)`` encoded as UTF-8. ``prev_hash`` is the previous record's ``hash``
+  (:data:`GENESIS`, 64 zeros, for the first), so the records form a chain.
+- The manifest line has ``"manifest": true`` and holds ``head`` (the last record's hash;
+  :data:`GENESIS` for an empty export), ``records``, ``by_event`` (record count per event
+  type), ``vintages``, ``as_of`` (the export date), ``program`` (or null), and ``totals``
+  re-derived by replaying every vintage's events: per program, ``vintages``, ``issued`` and
+  ``buffer`` (quantity and buffer contribution of vintages issued by ``as_of``), ``exposure``,
+  ``transferred`` and ``due`` by obligor as of ``as_of`` (domain.md section 4).
+
+The head of a full export is what ``permanence head`` prints: a registry publishes it, and
+a verifier compares it with the head of the file it was handed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import orjson
+from eventsourcing.utils import get_topic, resolve_topic
+from pydantic import ValidationError
+
+from ledger.application import LedgerApp
+from ledger.errors import LedgerError
+from ledger.events import Issued, VintageEvent
+from ledger.mapper import decode_state
+from ledger.profiles import Rules
+from ledger.vintage import Vintage
+
+FORMAT = "permanence-export/1"
+GENESIS = "0" * 64
+PAGE_SIZE = 5_000
+ISSUED_TOPIC = get_topic(Issued)
+VINTAGE_TOPIC = get_topic(Vintage)
+_EVENTS_MODULE = ISSUED_TOPIC.partition(":")[0] + ":"
+RECORD_FIELDS = (
+    "seq", "notification_id", "originator_id", "originator_version", "topic", "state",
+    "prev_hash", "hash",
+)
+
+
+class ReplayError(LedgerError):
+    """A record cannot be replayed: the stream it belongs to is broken or it is not an event."""
+
+
+# ---------------------------------------------------------------------- records and chain
+
+
+def canonical(obj: Any) -> bytes:
+    """The bytes that are hashed: sorted keys, compact separators, UTF-8."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def record_hash(record: dict[str, Any]) -> str:
+    """SHA-256 hex of the record's canonical bytes without its own ``hash``."""
+    return hashlib.sha256(canonical({k: v for k, v in record.items() if k != "hash"})).hexdigest()
+
+
+def log_records(
+    app: LedgerApp,
+    program: str | None = None,
+    stop: int | None = None,
+    page_size: int = PAGE_SIZE,
+) -> Iterator[dict[str, Any]]:
+    """Stored events in notification order, a page at a time (never the whole log at once).
+
+    With ``program``, only events of that program's vintages: a stream's ``Issued`` event
+    precedes its other events in the log, so the ids to keep are known when they are needed.
+    """
+    keep: set[Any] = set()
+    start = 1
+    while True:
+        page = app.recorder.select_notifications(start=start, limit=page_size, stop=stop)
+        for n in page:
+            state = orjson.loads(n.state)
+            if program is not None:
+                if n.topic == ISSUED_TOPIC and state.get("program") == program:
+                    keep.add(n.originator_id)
+                elif n.originator_id not in keep:
+                    continue
+            yield {
+                "notification_id": n.id,
+                "originator_id": str(n.originator_id),
+                "originator_version": n.originator_version,
+                "topic": n.topic,
+                "state": state,
+            }
+        if len(page) < page_size:
+            return
+        start = page[-1].id + 1
+
+
+def sealed(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Number the records and chain them: each carries its predecessor's hash and its own."""
+    prev = GENESIS
+    for seq, record in enumerate(records, 1):
+        body = {"seq": seq, **record, "prev_hash": prev}
+        body["hash"] = prev = record_hash(body)
+        yield body
+
+
+def event_name(topic: str) -> str:
+    return topic.rpartition(":")[2]
+
+
+# ---------------------------------------------------------------------- replay
+
+
+class Replayer:
+    """Rebuilds vintages from export records with the domain classes alone.
+
+    Holds one aggregate per vintage (not the events), so memory grows with the number of
+    vintages, not with the length of the log.
+    """
+
+    def __init__(self) -> None:
+        self.vintages: dict[str, Vintage] = {}
+        self._rules: dict[bytes, Rules] = {}
+
+    def apply(self, record: dict[str, Any]) -> VintageEvent:
+        """Validate the record as its event class and apply it to its vintage."""
+        cls = event_class(record["topic"])
+        try:
+            vid = str(UUID(str(record["originator_id"])))
+        except ValueError:
+            raise ReplayError(f"originator_id {record['originator_id']!r} is not a UUID") from None
+        version = record["originator_version"]
+        current = self.vintages.get(vid)
+        expected = 1 if current is None else current.version + 1
+        if version != expected:
+            raise ReplayError(
+                f"version sequence broken for vintage {vid}: expected version {expected}, "
+                f"found {version}"
+            )
+        if (current is None) != issubclass(cls, Issued):
+            raise ReplayError(
+                f"vintage {vid}: {cls.__name__} at version {version}; a stream begins with "
+                "its one issuance"
+            )
+        if not isinstance(record["state"], dict):
+            raise ReplayError(f"{cls.__name__}: state is not a JSON object")
+        try:
+            state = decode_state(cls, orjson.dumps(record["state"]))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ReplayError(f"{cls.__name__} cannot be upcast: {e!r}") from None
+        state["originator_id"] = vid
+        state["originator_version"] = version
+        if current is None and state.get("originator_topic") != VINTAGE_TOPIC:
+            raise ReplayError(f"vintage {vid}: issuance names an unknown aggregate class")
+        try:
+            event: VintageEvent = cls.model_validate(state)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ReplayError(f"{cls.__name__} does not validate: {where}: {first['msg']}") from None
+        try:
+            vintage = event.mutate(current)
+        except (KeyError, AttributeError, LedgerError) as e:
+            raise ReplayError(f"{cls.__name__} cannot be applied to vintage {vid}: {e!r}") from None
+        if current is None:
+            assert isinstance(vintage, Vintage)
+            # Vintages of one profile version share equal rules: keep one copy of them.
+            key = orjson.dumps(record["state"]["rules"], option=orjson.OPT_SORT_KEYS)
+            vintage.rules = self._rules.setdefault(key, vintage.rules)
+            self.vintages[vid] = vintage
+        return event
+
+    def totals(self, as_of: date) -> dict[str, dict[str, Any]]:
+        """Per program: issued, buffer contributions, exposure and dues as of ``as_of``."""
+        out: dict[str, dict[str, Any]] = {}
+        for v in self.vintages.values():
+            t = out.setdefault(v.program, {
+                "vintages": 0, "issued": 0, "buffer": 0, "exposure": 0, "transferred": 0,
+                "due": {"proponent": 0, "pool": 0},
+            })
+            t["vintages"] += 1
+            if v.issued_on <= as_of:
+                t["issued"] += v.quantity
+                t["buffer"] += v.buffer
+            t["exposure"] += v.exposure_at(as_of)
+            t["transferred"] += v.transferred_at(as_of)
+            for obligor, owed in v.due_at(as_of).items():
+                t["due"][obligor] = t["due"].get(obligor, 0) + owed
+        return dict(sorted(out.items()))
+
+
+def event_class(topic: Any) -> type[VintageEvent]:
+    """The event class a topic names; only the ledger's own events (a file is untrusted)."""
+    if not isinstance(topic, str) or not topic.startswith(_EVENTS_MODULE):
+        raise ReplayError(f"unknown event topic {topic!r}")
+    try:
+        cls = resolve_topic(topic)
+    except Exception:  # noqa: BLE001 - any failure to resolve means "not one of ours"
+        raise ReplayError(f"unknown event topic {topic!r}") from None
+    if not (isinstance(cls, type) and issubclass(cls, VintageEvent)):
+        raise ReplayError(f"unknown event topic {topic!r}")
+    return cls
+
+
+def replay_log(app: LedgerApp, stop: int | None = None) -> Replayer:
+    """Every vintage rebuilt from the log in one paged pass."""
+    replayer = Replayer()
+    for record in log_records(app, stop=stop):
+        replayer.apply(record)
+    return replayer
+
+
+# ---------------------------------------------------------------------- export
+
+
+def write_export(
+    app: LedgerApp, out: Path, program: str | None = None, as_of: date | None = None
+) -> dict[str, Any]:
+    """Write the export and its manifest; returns the manifest.
+
+    Written to a temporary file and renamed, so a failed export leaves no partial file; the
+    log is read up to the notification that was last when the export began.
+    """
+    as_of = as_of or date.today()
+    stop = app.recorder.max_notification_id() or 0
+    replayer = Replayer()
+    by_event: Counter[str] = Counter()
+    head, count = GENESIS, 0
+    tmp = out.with_name(f".{out.name}.partial")
+    try:
+        with tmp.open("wb") as f:
+            if stop:
+                for record in sealed(log_records(app, program, stop=stop)):
+                    try:
+                        replayer.apply(record)
+                    except ReplayError as e:
+                        raise ReplayError(f"notification {record['notification_id']}: {e}") from None
+                    f.write(canonical(record) + b"\n")
+                    by_event[event_name(record["topic"])] += 1
+                    head, count = record["hash"], record["seq"]
+            manifest = {
+                "manifest": True,
+                "format": FORMAT,
+                "algorithm": "sha256",
+                "genesis": GENESIS,
+                "exported_at": datetime.now(UTC).isoformat(),
+                "as_of": as_of.isoformat(),
+                "program": program,
+                "last_notification_id": stop,
+                "head": head,
+                "records": count,
+                "by_event": dict(sorted(by_event.items())),
+                "vintages": len(replayer.vintages),
+                "totals": replayer.totals(as_of),
+            }
+            f.write(canonical(manifest) + b"\n")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return manifest
+
+
+def head(app: LedgerApp) -> dict[str, Any]:
+    """The hash of the last record of a full export, computed without writing one."""
+    stop = app.recorder.max_notification_id() or 0
+    last, count = GENESIS, 0
+    if stop:
+        for record in sealed(log_records(app, stop=stop)):
+            last, count = record["hash"], record["seq"]
+    return {"head": last, "records": count, "last_notification_id": stop}
+
+
+# ---------------------------------------------------------------------- verification
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of verifying an export: ``problem`` names the first thing wrong."""
+
+    ok: bool
+    problem: str | None
+    records: int
+    head: str
+    vintages: int
+    totals: dict[str, Any] | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Problem(Exception):
+    """The first problem found; verification stops there."""
+
+
+def verify_export(path: Path) -> Verification:
+    """Recompute the chain, replay the events and re-derive the manifest; no database.
+
+    Raises ``FileNotFoundError``/``IsADirectoryError`` when there is no file to read.
+    """
+    chain = _Chain(path)
+    try:
+        chain.run()
+    except _Problem as p:
+        return Verification(False, str(p), chain.count, chain.prev, len(chain.replayer.vintages), None)
+    return Verification(True, None, chain.count, chain.prev, len(chain.replayer.vintages), chain.totals)
+
+
+class _Chain:
+    """One streaming pass over the file; a second pass only to explain a broken sequence."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.replayer = Replayer()
+        self.by_event: Counter[str] = Counter()
+        self.count = 0
+        self.prev = GENESIS
+        self.manifest: dict[str, Any] | None = None
+        self.totals: dict[str, Any] | None = None
+
+    def run(self) -> None:
+        with self.path.open("rb") as f:
+            for lineno, obj in _lines(f):
+                if self.manifest is not None:
+                    raise _Problem(f"line {lineno}: content after the manifest")
+                if obj.get("manifest") is True:
+                    self.manifest = obj
+                    continue
+                self.record(lineno, obj)
+        self.check_manifest()
+
+    def record(self, lineno: int, rec: dict[str, Any]) -> None:
+        missing = [k for k in RECORD_FIELDS if k not in rec]
+        if missing:
+            raise _Problem(f"line {lineno}: record lacks {', '.join(missing)}")
+        seq, expected = rec["seq"], self.count + 1
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            raise _Problem(f"line {lineno}: seq {seq!r} is not a number")
+        if record_hash(rec) != rec["hash"]:
+            raise _Problem(f"record {seq} altered: hash mismatch")
+        if seq < expected:
+            _, hashes = self.scan()
+            raise _Problem(self.inserted(rec, hashes))
+        if seq > expected:
+            raise _Problem(self.explain_gap(rec, expected))
+        if rec["prev_hash"] != self.prev:
+            raise _Problem(
+                f"record {seq}: prev_hash does not match record {self.count} (the chain is broken)"
+            )
+        try:
+            self.replayer.apply(rec)
+        except ReplayError as e:
+            raise _Problem(f"record {seq}: {e}") from None
+        self.by_event[event_name(rec["topic"])] += 1
+        self.count, self.prev = seq, rec["hash"]
+
+    def inserted(self, rec: dict[str, Any], hashes: Counter[str]) -> str:
+        what = "a copy of record" if hashes[rec["hash"]] > 1 else "a second record numbered"
+        return f"record inserted after record {self.count}: {what} {rec['seq']}"
+
+    def explain_gap(self, rec: dict[str, Any], expected: int) -> str:
+        """Record ``rec`` comes where ``expected`` should: a deletion, an insertion or a move."""
+        seqs, hashes = self.scan()
+        seq = rec["seq"]
+        if seqs[seq] > 1:
+            return self.inserted(rec, hashes)
+        if seqs[expected]:
+            return f"records out of order: record {seq} comes before record {expected}"
+        why = f"record {seq} follows record {self.count}"
+        if rec["prev_hash"] != self.prev:
+            why += f" and its prev_hash does not match record {self.count}"
+        return f"record {expected} missing: {why}"
+
+    def scan(self) -> tuple[Counter[int], Counter[str]]:
+        """How often each seq and each hash occurs in the whole file."""
+        seqs: Counter[int] = Counter()
+        hashes: Counter[str] = Counter()
+        with self.path.open("rb") as f:
+            for _, obj in _lines(f, strict=False):
+                if isinstance(obj.get("seq"), int):
+                    seqs[obj["seq"]] += 1
+                if isinstance(obj.get("hash"), str):
+                    hashes[obj["hash"]] += 1
+        return seqs, hashes
+
+    def check_manifest(self) -> None:
+        m = self.manifest
+        if m is None:
+            raise _Problem(f"manifest missing: the file ends after record {self.count}")
+        if m.get("format") != FORMAT:
+            raise _Problem(f"manifest: unknown format {m.get('format')!r}")
+        listed = m.get("records")
+        if isinstance(listed, int) and listed > self.count:
+            raise _Problem(
+                f"record {self.count + 1} missing: the file ends after record {self.count}, "
+                f"the manifest lists {listed} records"
+            )
+        if listed != self.count:
+            raise _Problem(f"manifest mismatch: records is {listed!r}, the file holds {self.count}")
+        if m.get("head") != self.prev:
+            raise _Problem(f"manifest mismatch: head is not the hash of record {self.count}")
+        program = m.get("program")
+        if program is not None:
+            other = next((v for v in self.replayer.vintages.values() if v.program != program), None)
+            if other is not None:
+                raise _Problem(
+                    f"manifest mismatch: vintage {other.id} belongs to program {other.program}, "
+                    f"not {program}"
+                )
+        try:
+            as_of = date.fromisoformat(m.get("as_of", ""))
+        except (TypeError, ValueError):
+            raise _Problem(f"manifest: as_of {m.get('as_of')!r} is not a date") from None
+        totals = self.replayer.totals(as_of)
+        derived = {
+            "by_event": dict(self.by_event),
+            "vintages": len(self.replayer.vintages),
+            "totals": totals,
+        }
+        for key, value in derived.items():
+            diff = first_difference(m.get(key), value, key)
+            if diff is not None:
+                raise _Problem(f"manifest mismatch: {diff}")
+        self.totals = totals
+
+
+def _lines(f: Any, strict: bool = True) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, JSON object) for each non-empty line; a bad line is a problem if strict."""
+    for lineno, raw in enumerate(f, 1):
+        if not raw.strip():
+            continue
+        try:
+            obj: Any = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            obj = None
+        if not isinstance(obj, dict):
+            if strict:
+                raise _Problem(f"line {lineno}: not a JSON object")
+            continue
+        yield lineno, obj
+
+
+def first_difference(stated: Any, derived: Any, path: str) -> str | None:
+    """Where ``stated`` (the manifest) first differs from ``derived`` (the replay), or None."""
+    if isinstance(stated, dict) and isinstance(derived, dict):
+        for key in sorted(set(stated) | set(derived), key=str):
+            diff = first_difference(stated.get(key), derived.get(key), f"{path}.{key}")
+            if diff is not None:
+                return diff
+        return None
+    if stated == derived and type(stated) is type(derived):
+        return None
+    return f"{path} is {json.dumps(stated)}, replay gives {json.dumps(derived)}"
