@@ -1,14 +1,15 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: venv demo test test-sqlite bench lint typecheck clean
+.PHONY: venv demo test bench lint typecheck clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -17,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/python -m permanence.demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
@@ -29,4 +30,4 @@ typecheck: $(STAMP)
 	$(BIN)/mypy src
 
 clean:
-	rm -rf $(VENV) permanence.db demo-out
+	rm -rf $(VENV) demo-out

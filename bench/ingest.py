@@ -14,7 +14,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+# bench/projections.py must not shadow the ``projections`` package: put this folder last
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 
 from common import Timer, postgres_available, postgres_store, sqlite_store, vintage_specs  # noqa: E402
 

@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 from ledger.errors import InvalidCommand, UnknownVintage
 from permanence.runtime import Runtime
 from projections.queries import Filters, buffer, liabilities, runoff
-from projections.tables import deltas, rollup, tracking, vintages
+from projections.tables import deltas, rollup, rollup_year, tracking, vintages
 
 
 def test_worked_example_on_every_backend(runtime: Runtime) -> None:
@@ -131,6 +131,7 @@ def _table_rows(runtime: Runtime) -> dict[str, list[tuple[object, ...]]]:
     with runtime.engine.connect() as conn:
         for t, order in ((vintages, vintages.c.vintage_id), (deltas, deltas.c.nid),
                          (rollup, text("measure, key, day, program, pool")),
+                         (rollup_year, text("measure, key, year, program, pool")),
                          (tracking, tracking.c.name)):
             out[t.name] = [tuple(r) for r in conn.execute(select(t).order_by(order, *(
                 [deltas.c.seq] if t is deltas else [])))]

@@ -98,6 +98,8 @@ def _plain(data: Any, indent: int = 0) -> str:
             if isinstance(v, (dict, list)) and v:
                 lines.append(f"{pad}{k}:")
                 lines.append(_plain(v, indent + 1))
+            elif isinstance(v, int) and ("year" in k or k == "version"):
+                lines.append(f"{pad}{k}: {v}")
             else:
                 lines.append(f"{pad}{k}: {_fmt(v)}")
         return "\n".join(lines)

@@ -27,7 +27,15 @@ from ledger.events import Issued, VintageEvent
 from ledger.mapper import decode_state
 from ledger.vintage import Vintage
 from projections.schedule import Schedule, difference, schedule
-from projections.tables import PROJECTION_TABLES, deltas, metadata, rollup, tracking, vintages
+from projections.tables import (
+    PROJECTION_TABLES,
+    deltas,
+    metadata,
+    rollup,
+    rollup_year,
+    tracking,
+    vintages,
+)
 
 NAME = "ledger"
 CACHE_SIZE = 20_000
@@ -181,7 +189,16 @@ class Projector:
                 conn.execute(insert(deltas), delta_rows)
             if rolled:
                 conn.exec_driver_sql(
-                    _rollup_sql(self.engine), [(*k, amount) for k, amount in rolled.items()]
+                    _rollup_sql(self.engine, rollup, "day"),
+                    [(*k, amount) for k, amount in rolled.items()],
+                )
+                yearly: dict[tuple[str, str, int, str, str], int] = {}
+                for (measure, key, day, program, pool), amount in rolled.items():
+                    k = (measure, key, int(day[:4]), program, pool)
+                    yearly[k] = yearly.get(k, 0) + amount
+                conn.exec_driver_sql(
+                    _rollup_sql(self.engine, rollup_year, "year"),
+                    [(*k, amount) for k, amount in yearly.items()],
                 )
 
 
@@ -190,16 +207,16 @@ VINTAGE_COLUMNS = tuple(c.name for c in vintages.columns)
 
 
 def _secondary_indexes() -> list[Any]:
-    return [ix for t in (vintages, deltas) for ix in t.indexes if not ix.unique]
+    return [ix for t in (vintages, deltas, rollup) for ix in t.indexes if not ix.unique]
 
 
-def _rollup_sql(engine: Engine) -> str:
-    """Add amounts to the roll-up (insert or increment), as plain DBAPI executemany."""
+def _rollup_sql(engine: Engine, table: Any, period: str) -> str:
+    """Add amounts to a roll-up (insert or increment), as plain DBAPI executemany."""
     mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-    keys = "measure, key, day, program, pool"
+    keys = f"measure, key, {period}, program, pool"
     return (
-        f"INSERT INTO {rollup.name} ({keys}, amount) VALUES ({', '.join([mark] * 6)}) "
-        f"ON CONFLICT ({keys}) DO UPDATE SET amount = {rollup.name}.amount + excluded.amount"
+        f"INSERT INTO {table.name} ({keys}, amount) VALUES ({', '.join([mark] * 6)}) "
+        f"ON CONFLICT ({keys}) DO UPDATE SET amount = {table.name}.amount + excluded.amount"
     )
 
 

@@ -1,7 +1,8 @@
 """Trustee queries over the read models: liabilities, buffer, run-off, as of any date.
 
 Two paths give the same numbers. Without ``known_at`` or a project filter, figures come
-from ``proj_rollup`` (the daily roll-up: a few thousand rows whatever the ledger's size).
+from the roll-ups (whole years from ``proj_rollup_year``, then the days of the as-of year
+from ``proj_rollup``: a few thousand rows whatever the ledger's size).
 Otherwise they come from each vintage's issuance baseline plus its recorded deltas,
 restricted to what had been recorded by ``known_at``. Neither replays an aggregate.
 """
@@ -15,7 +16,7 @@ from typing import Any, Literal
 from sqlalchemy import Engine, and_, func, literal, select
 from sqlalchemy.sql import ColumnElement
 
-from projections.tables import deltas, rollup, vintages
+from projections.tables import deltas, rollup, rollup_year, vintages
 
 GroupBy = Literal["program", "project", "pool", "vintage-year", "bearer"]
 GROUP_BY_CHOICES: tuple[str, ...] = ("program", "project", "pool", "vintage-year", "bearer")
@@ -57,17 +58,24 @@ def _sums(
     detail = known_at is not None or filters.project is not None or group in ("project", "vintage-year")
     out: dict[tuple[str, str, Any], int] = {}
     if not detail:
-        table = rollup
-        gcol = _group_column(table, group)
-        conds = [table.c.measure.in_(measures), table.c.day <= t, *_filter_conds(table, filters)]
-        stmt = (
-            select(table.c.measure, table.c.key, gcol, func.sum(table.c.amount))
-            .where(and_(*conds))
-            .group_by(table.c.measure, table.c.key, gcol)
-        )
+        # whole years before the as-of year, then the days of that year up to the date
+        year_start = f"{as_of.year:04d}-01-01"
+        parts = []
+        for table, period_cond in (
+            (rollup_year, rollup_year.c.year < as_of.year),
+            (rollup, and_(rollup.c.day >= year_start, rollup.c.day <= t)),
+        ):
+            gcol = _group_column(table, group)
+            conds = [table.c.measure.in_(measures), period_cond, *_filter_conds(table, filters)]
+            parts.append(
+                select(table.c.measure, table.c.key, gcol, func.sum(table.c.amount))
+                .where(and_(*conds))
+                .group_by(table.c.measure, table.c.key, gcol)
+            )
         with engine.connect() as conn:
-            for m, k, g, amount in conn.execute(stmt):
-                out[(m, k, g)] = out.get((m, k, g), 0) + int(amount)
+            for stmt in parts:
+                for m, k, g, amount in conn.execute(stmt):
+                    out[(m, k, g)] = out.get((m, k, g), 0) + int(amount)
         return out
     kt = known_at_text(known_at)
     with engine.connect() as conn:

@@ -10,6 +10,8 @@ they compare correctly as text on both databases and need no conversion on the h
   notification id and record time of the event that caused it (for ``known_at``).
 - ``proj_rollup``: the baseline and deltas summed by day, measure, key, program and pool:
   the fast path for "as of any date" roll-ups (other groupings use the detail path).
+- ``proj_rollup_year``: the same summed by calendar year, so an as-of figure reads whole
+  years before the date plus the days of its own year: a few thousand rows at most.
 - ``proj_tracking``: the last notification id each projection has processed; written in
   the same transaction as the rows above, so processing happens exactly once.
 """
@@ -114,6 +116,18 @@ rollup = Table(
     Column("program", String(64), primary_key=True),
     Column("pool", String(64), primary_key=True),
     Column("amount", BigInteger, nullable=False),
+    Index("ix_pr_day", "day"),
 )
 
-PROJECTION_TABLES = (vintages, deltas, rollup, tracking)
+rollup_year = Table(
+    "proj_rollup_year",
+    metadata,
+    Column("measure", String(16), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("year", Integer, primary_key=True),
+    Column("program", String(64), primary_key=True),
+    Column("pool", String(64), primary_key=True),
+    Column("amount", BigInteger, nullable=False),
+)
+
+PROJECTION_TABLES = (vintages, deltas, rollup, rollup_year, tracking)

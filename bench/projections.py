@@ -1,0 +1,94 @@
+"""Read-model benchmarks: rebuild throughput, and query latency at 100,000 and 1,000,000 vintages.
+
+The ledger is filled with bulk issuance (one ``Issued`` event per vintage) plus a sprinkle
+of reversals, compensations and retirements; the read models are then rebuilt from zero
+and queried repeatedly (p50/p95 over many runs, varied dates and programs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+# bench/projections.py must not shadow the ``projections`` package: put this folder last
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
+
+from common import PROGRAMS, Timer, sqlite_store, vintage_specs  # noqa: E402
+
+from permanence.config import Settings  # noqa: E402
+from permanence.runtime import Runtime  # noqa: E402
+from projections.queries import Filters, liabilities  # noqa: E402
+
+BATCH = 20_000
+QUERY_RUNS = 200
+
+
+def fill(rt: Runtime, n: int, start: int = 0) -> None:
+    for i in range(start, start + n, BATCH):
+        ids = rt.app.issue_many(vintage_specs(min(BATCH, start + n - i), i))
+        for vid in ids[:: BATCH // 20]:
+            rt.app.record_reversal(vid, date(2030, 1, 1), 100, "storm")
+            rt.app.compensate(vid, "R1", "buffer", 40, date(2030, 6, 1))
+            rt.app.retire(vid, 10, date(2031, 1, 1))
+
+
+def latencies(fn: Any) -> dict[str, float]:
+    samples = []
+    for i in range(QUERY_RUNS):
+        t = time.perf_counter()
+        fn(i)
+        samples.append((time.perf_counter() - t) * 1000)
+    samples.sort()
+    return {"p50_ms": statistics.median(samples), "p95_ms": samples[int(0.95 * len(samples)) - 1]}
+
+
+def measure_queries(rt: Runtime, vintages: int) -> list[dict[str, Any]]:
+    rng = random.Random(7)
+    days = [date(2012, 1, 1) + timedelta(days=rng.randrange(0, 40 * 365)) for _ in range(QUERY_RUNS)]
+    by_program = latencies(lambda i: liabilities(rt.engine, days[i], by="program"))
+    as_of = latencies(
+        lambda i: liabilities(rt.engine, days[i], Filters(program=PROGRAMS[i % len(PROGRAMS)]))
+    )
+    return [
+        {"benchmark": "query", "query": "liabilities --by program", "vintages": vintages, **by_program},
+        {"benchmark": "query", "query": "liabilities --program P --as-of D", "vintages": vintages, **as_of},
+    ]
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    small, large = (20_000, 100_000) if quick else (100_000, 1_000_000)
+    rows: list[dict[str, Any]] = []
+    with sqlite_store() as db:
+        rt = Runtime(Settings(db=db), catch_up_on_write=False)
+        try:
+            fill(rt, small)
+            rt.projector.rebuild()
+            rows += measure_queries(rt, small)
+            fill(rt, large - small, small)
+            events = rt.app.recorder.max_notification_id() or 0
+            with Timer() as t:
+                rt.projector.rebuild()
+            rows.append({"benchmark": "rebuild", "store": "SQLite file", "events": events,
+                         "seconds": t.seconds, "rate": events / t.seconds})
+            rows += measure_queries(rt, large)
+        finally:
+            rt.close()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    for r in run(parser.parse_args().quick):
+        print(r)
+
+
+if __name__ == "__main__":
+    main()
