@@ -1,0 +1,294 @@
+"""Tamper-evident export: a clean export verifies offline; each kind of tampering is named."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from permanence.cli import app
+from permanence.config import Settings
+from permanence.runtime import Runtime
+from projections.export import (
+    GENESIS,
+    canonical,
+    log_records,
+    record_hash,
+    verify_export,
+)
+from projections.queries import Filters, liabilities
+
+PERMANENCE = Path(sys.executable).with_name("permanence")
+
+
+def cli(db: str, *args: str) -> Result:
+    return CliRunner().invoke(app, ["--db", db, *args])
+
+
+def scenario(rt: Runtime) -> dict[str, str]:
+    """Two programs, every kind of event that changes a total, one float-valued event."""
+    a = rt.app.issue(program="verra-vcs", project="VCS1", vintage_year=2021, quantity=80_000,
+                     buffer=20_000, on=date(2022, 1, 1), serial_first="1", serial_last="80000")
+    b = rt.app.issue(program="verra-vcs", project="VCS2", vintage_year=2022, quantity=10_000,
+                     buffer=2_500, on=date(2023, 3, 1))
+    c = rt.app.issue(program="acr", project="ACR9", vintage_year=2022, quantity=5_000,
+                     buffer=1_000, on=date(2023, 6, 1))
+    rt.app.verify(a, date(2024, 6, 30), verifier="SCS Global")
+    rev = rt.app.record_reversal(a, date(2024, 8, 1), 3_000, "wildfire")
+    rt.app.compensate(a, rev["reversal_id"], "buffer", 1_000, date(2024, 9, 1))
+    rt.app.record_reversal(b, date(2024, 2, 1), 700, "harvest")
+    rt.app.retire(a, 5_000, date(2024, 1, 15), beneficiary="Acme")
+    rt.app.cancel(c, 400, date(2024, 2, 2), reason="error")
+    rt.app.assess_risk([c], date(2024, 3, 1), tool="permanence-risk-tool", tool_version="1.0",
+                       buffer_rate=0.15, annual_probability=0.0025,
+                       category_probabilities={"fire": 0.001})
+    return {"a": a, "b": b, "c": c}
+
+
+@pytest.fixture
+def exported(runtime: Runtime, db_url: str, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    ids = scenario(runtime)
+    out = tmp_path / "export.jsonl"
+    result = cli(db_url, "export", "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    return out, ids
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def write(path: Path, rows: list[str]) -> Path:
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def manifest_of(path: Path) -> dict[str, Any]:
+    last = json.loads(lines(path)[-1])
+    assert last["manifest"] is True
+    return last
+
+
+def offline_verify(path: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``permanence verify-export`` with no database configured, from an empty directory."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERMANENCE_")}
+    return subprocess.run([str(PERMANENCE), "verify-export", str(path)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_clean_export_verifies_offline_with_replayed_totals(
+    exported: tuple[Path, dict[str, str]], runtime: Runtime, tmp_path: Path
+) -> None:
+    out, _ = exported
+    rows = [json.loads(line) for line in lines(out)]
+    records, manifest = rows[:-1], rows[-1]
+    assert [r["seq"] for r in records] == list(range(1, 11))
+    assert records[0]["prev_hash"] == GENESIS
+    assert all(r["prev_hash"] == p["hash"] for p, r in pairwise(records))
+    assert all(record_hash(r) == r["hash"] for r in records)
+    assert manifest["head"] == records[-1]["hash"]
+    assert manifest["records"] == 10 and manifest["vintages"] == 3
+    assert manifest["by_event"] == {"Issued": 3, "Verified": 1, "ReversalRecorded": 2,
+                                    "Compensated": 1, "Retired": 1, "Cancelled": 1,
+                                    "RiskAssessed": 1}
+    verra, acr = manifest["totals"]["verra-vcs"], manifest["totals"]["acr"]
+    assert (verra["issued"], verra["buffer"], verra["vintages"]) == (90_000, 22_500, 2)
+    assert verra["due"] == {"proponent": 700, "pool": 2_000}
+    assert (acr["issued"], acr["exposure"]) == (5_000, 4_600)
+    as_of = date.fromisoformat(manifest["as_of"])
+    for program, totals in manifest["totals"].items():
+        read_model = liabilities(runtime.engine, as_of, Filters(program=program))
+        assert totals["exposure"] == read_model["exposure"]
+        assert totals["due"] == read_model["due"]
+
+    empty = tmp_path / "empty-cwd"
+    empty.mkdir()
+    done = offline_verify(out, empty)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok: 10 records, 3 vintage(s)")
+    assert list(empty.iterdir()) == []  # no database was created
+
+    result = verify_export(out)
+    assert result.ok and result.problem is None
+    assert result.head == manifest["head"] and result.totals == manifest["totals"]
+
+
+@pytest.fixture
+def clean_export(sqlite_url: str, tmp_path: Path) -> Path:
+    rt = Runtime(Settings(db=sqlite_url))
+    try:
+        scenario(rt)
+    finally:
+        rt.close()
+    out = tmp_path / "clean.jsonl"
+    assert cli(sqlite_url, "export", "--out", str(out)).exit_code == 0
+    return out
+
+
+def test_edited_quantity_is_named_from_a_subprocess(clean_export: Path, tmp_path: Path) -> None:
+    rows = lines(clean_export)
+    record = json.loads(rows[4])  # seq 5: the first reversal, 3,000 tonnes
+    assert record["state"]["quantity"] == 3_000
+    record["state"]["quantity"] = 300
+    rows[4] = canonical(record).decode()
+    tampered = write(tmp_path / "edited.jsonl", rows)
+    empty = tmp_path / "cwd"
+    empty.mkdir()
+    done = offline_verify(tampered, empty)
+    assert done.returncode == 1
+    assert done.stdout.strip() == "record 5 altered: hash mismatch"
+    assert verify_export(tampered).problem == "record 5 altered: hash mismatch"
+
+
+def test_deleted_record_is_named(clean_export: Path, tmp_path: Path) -> None:
+    rows = lines(clean_export)
+    del rows[6]  # seq 7
+    result = verify_export(write(tmp_path / "deleted.jsonl", rows))
+    assert not result.ok
+    assert result.problem == (
+        "record 7 missing: record 8 follows record 6 and its prev_hash does not match record 6"
+    )
+
+
+def test_deleted_last_record_is_named(clean_export: Path, tmp_path: Path) -> None:
+    rows = lines(clean_export)
+    del rows[-2]  # seq 10, just before the manifest
+    result = verify_export(write(tmp_path / "truncated.jsonl", rows))
+    assert result.problem == (
+        "record 10 missing: the file ends after record 9, the manifest lists 10 records"
+    )
+
+
+def test_inserted_copies_are_named(clean_export: Path, tmp_path: Path) -> None:
+    rows = lines(clean_export)
+    earlier = rows[:5] + [rows[1]] + rows[5:]  # a copy of record 2 placed after record 5
+    assert verify_export(write(tmp_path / "ins1.jsonl", earlier)).problem == (
+        "record inserted after record 5: a copy of record 2"
+    )
+    later = rows[:2] + [rows[8]] + rows[2:]  # a copy of record 9 placed after record 2
+    assert verify_export(write(tmp_path / "ins2.jsonl", later)).problem == (
+        "record inserted after record 2: a copy of record 9"
+    )
+
+
+def test_swapped_records_are_named(clean_export: Path, tmp_path: Path) -> None:
+    rows = lines(clean_export)
+    adjacent = rows.copy()
+    adjacent[2], adjacent[3] = adjacent[3], adjacent[2]
+    assert verify_export(write(tmp_path / "swap1.jsonl", adjacent)).problem == (
+        "records out of order: record 4 comes before record 3"
+    )
+    apart = rows.copy()
+    apart[1], apart[7] = apart[7], apart[1]
+    assert verify_export(write(tmp_path / "swap2.jsonl", apart)).problem == (
+        "records out of order: record 8 comes before record 2"
+    )
+
+
+def test_reordered_and_rechained_events_break_the_version_sequence(
+    clean_export: Path, tmp_path: Path
+) -> None:
+    """An attacker who re-hashes the whole chain is still caught by the replay."""
+    rows = [json.loads(line) for line in lines(clean_export)]
+    records, manifest = rows[:-1], rows[-1]
+    a = records[0]["originator_id"]
+    i, j = [k for k, r in enumerate(records) if r["originator_id"] == a][1:3]
+    records[i], records[j] = records[j], records[i]
+    prev = GENESIS
+    for seq, r in enumerate(records, 1):
+        r["seq"], r["prev_hash"] = seq, prev
+        r["hash"] = prev = record_hash(r)
+    manifest["head"] = prev
+    out = write(tmp_path / "rechained.jsonl", [canonical(r).decode() for r in [*records, manifest]])
+    assert verify_export(out).problem == (
+        f"record {i + 1}: version sequence broken for vintage {a}: expected version 2, found 3"
+    )
+
+
+def test_edited_manifest_total_is_named(clean_export: Path, tmp_path: Path) -> None:
+    rows = lines(clean_export)
+    manifest = json.loads(rows[-1])
+    manifest["totals"]["verra-vcs"]["issued"] = 95_000
+    rows[-1] = canonical(manifest).decode()
+    result = verify_export(write(tmp_path / "manifest.jsonl", rows))
+    assert result.problem == "manifest mismatch: totals.verra-vcs.issued is 95000, replay gives 90000"
+
+
+def test_missing_manifest_and_hostile_records_are_named(clean_export: Path, tmp_path: Path) -> None:
+    rows = lines(clean_export)
+    assert verify_export(write(tmp_path / "nomanifest.jsonl", rows[:-1])).problem == (
+        "manifest missing: the file ends after record 10"
+    )
+    record = json.loads(rows[0])
+    record["topic"] = "os:system"
+    record["hash"] = record_hash(record)
+    assert verify_export(write(tmp_path / "topic.jsonl", [canonical(record).decode()])).problem == (
+        "record 1: unknown event topic 'os:system'"
+    )
+    record = json.loads(rows[0])
+    record["state"] = "not an event"
+    record["hash"] = record_hash(record)
+    assert verify_export(write(tmp_path / "state.jsonl", [canonical(record).decode()])).problem == (
+        "record 1: Issued: state is not a JSON object"
+    )
+
+
+def test_head_is_the_export_head_and_moves_with_the_log(
+    exported: tuple[Path, dict[str, str]], runtime: Runtime, db_url: str, tmp_path: Path
+) -> None:
+    out, ids = exported
+    first = cli(db_url, "head", "--json")
+    assert first.exit_code == 0, first.output
+    published = json.loads(first.output)
+    assert published["head"] == manifest_of(out)["head"]
+    assert published["records"] == 10
+
+    runtime.app.note(ids["b"], "correction notice 7", date(2024, 5, 1))
+    moved = json.loads(cli(db_url, "head", "--json").output)
+    assert moved["head"] != published["head"] and moved["records"] == 11
+    again = tmp_path / "again.jsonl"
+    assert cli(db_url, "export", "--out", str(again)).exit_code == 0
+    assert manifest_of(again)["head"] == moved["head"]
+    assert lines(again)[:10] == lines(out)[:10]  # the history before the new event is unchanged
+
+
+def test_program_export_chains_only_that_program(clean_export: Path, sqlite_url: str,
+                                                  tmp_path: Path) -> None:
+    out = tmp_path / "acr.jsonl"
+    result = cli(sqlite_url, "export", "--out", str(out), "--program", "acr", "--json")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in lines(out)]
+    records, manifest = rows[:-1], rows[-1]
+    assert [r["seq"] for r in records] == [1, 2, 3]
+    assert {r["originator_id"] for r in records} == {records[0]["originator_id"]}
+    assert manifest["program"] == "acr" and list(manifest["totals"]) == ["acr"]
+    assert verify_export(out).ok
+
+
+def test_log_is_read_in_pages(sqlite_url: str) -> None:
+    rt = Runtime(Settings(db=sqlite_url))
+    try:
+        scenario(rt)
+        paged = [r["notification_id"] for r in log_records(rt.app, page_size=2)]
+        acr = [r["notification_id"] for r in log_records(rt.app, program="acr", page_size=2)]
+    finally:
+        rt.close()
+    assert paged == list(range(1, 11))
+    assert len(acr) == 3
+
+
+def test_bad_export_requests_exit_with_one_line(sqlite_url: str, tmp_path: Path) -> None:
+    missing = cli(sqlite_url, "verify-export", str(tmp_path / "nope.jsonl"))
+    assert missing.exit_code == 2 and "is not a readable file" in missing.output
+    unknown = cli(sqlite_url, "export", "--out", str(tmp_path / "x.jsonl"), "--program", "nope")
+    assert unknown.exit_code == 1 and not (tmp_path / "x.jsonl").exists()
+    fmt = cli(sqlite_url, "export", "--out", str(tmp_path / "x"), "--format", "xml")
+    assert fmt.exit_code == 2 and "format" in fmt.output
