@@ -260,9 +260,12 @@ class LedgerApp(Application[UUID]):
 
     def vintage(self, vintage_id: str, version: int | None = None) -> Vintage:
         try:
-            return self.repository.get(parse_vintage_id(vintage_id), version=version)
+            found = self.repository.get(parse_vintage_id(vintage_id), version=version)
         except AggregateNotFoundError:
             raise UnknownVintage(f"vintage: no vintage {vintage_id}") from None
+        if not isinstance(found, Vintage):
+            raise UnknownVintage(f"vintage: {vintage_id} is not a vintage")
+        return found
 
     def show(self, vintage_id: str, as_of: date) -> dict[str, Any]:
         return self.vintage(vintage_id).summary(as_of)
@@ -271,7 +274,7 @@ class LedgerApp(Application[UUID]):
         """The vintage's events in stream order."""
         vid = parse_vintage_id(vintage_id)
         found = list(self.events_of(vid))
-        if not found:
+        if not found or not isinstance(found[0], VintageEvent):
             raise UnknownVintage(f"vintage: no vintage {vintage_id}")
         return found
 

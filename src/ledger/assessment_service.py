@@ -17,6 +17,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import RecordConflictError
 
 from ledger.application import MAX_ATTEMPTS, LedgerApp
+from ledger.calendar import add_years
 from ledger.errors import InvalidCommand, UnknownVintage
 from ledger.profiles import ProgramProfile
 from ledger.risk import (
@@ -26,9 +27,8 @@ from ledger.risk import (
     evaluate,
     load_risk_tool,
     parse_assessment,
-    reassessment_due,
 )
-from ledger.stress_record import StressTest, run_summary, stress_test_id
+from ledger.stress_record import StressTest, StressTestRun, run_summary, stress_test_id
 from ledger.vintage import Vintage
 
 # --------------------------------------------------------------------------- risk assessment
@@ -165,15 +165,14 @@ def _monitored(v: Vintage, day: date) -> bool:
 
 
 def _reassessment_due(day: date, interval: int | None) -> str | None:
-    if interval is None:
-        return None
-    try:
-        return reassessment_due(day, interval).isoformat()
-    except RiskAssessmentRejected:
-        return None
+    """The profile's interval governs (as the projector's ``risk_due``), even beyond 1..5."""
+    return None if interval is None else add_years(day, interval).isoformat()
 
 
 # --------------------------------------------------------------------------- stress tests
+
+STRESS_TEST_INTERVAL_YEARS = 5
+"""CIWP recommendation 3: stress-test the pool at least every five years."""
 
 
 def record_stress_test(
@@ -208,39 +207,64 @@ def record_stress_test(
     raise AssertionError("unreachable")
 
 
-def latest_stress_tests(app: LedgerApp, pool: str, limit: int | None = None) -> list[dict[str, Any]]:
+def latest_stress_tests(
+    app: LedgerApp, pool: str, limit: int | None = None
+) -> list[dict[str, Any]]:
     """The pool's recorded runs as plain values, newest recorded first (none: empty)."""
     test = _stress_test(app, pool)
     runs = test.listing() if test is not None else []
     return runs if limit is None else runs[:limit]
 
 
-def latest_stress_summary(app: LedgerApp, pools: Iterable[str]) -> dict[str, Any] | None:
+def latest_stress_summary(
+    app: LedgerApp,
+    pools: Iterable[str],
+    as_of: date | None = None,
+    interval_years: int = STRESS_TEST_INTERVAL_YEARS,
+) -> dict[str, Any] | None:
     """The most recently recorded run over the given pools, flattened for the trustee report.
 
-    Keys: pool, run_id, on, recorded_at, model, then the run's headline results (scalars and
-    tables of scalars: p_exhausted, var, expected_shortfall, ...). None when no pool has one.
+    With ``as_of``, only runs that tested the pool as of that date or earlier (a report as
+    of a past date does not show a later test). Keys: pool, run_id, on, recorded_at,
+    next_due (``interval_years`` after ``on``), model (with scenarios, horizon and seed when
+    simulated), then the run's headline results: scalars and small tables of scalars
+    (p_exhausted, var, expected_shortfall, allocations...). None when there is no such run.
     """
-    latest = None
+    latest: StressTestRun | None = None
     for pool in pools:
         test = _stress_test(app, pool)
-        run = test.latest if test is not None else None
-        if run is not None and (latest is None or run.timestamp > latest.timestamp):
-            latest = run
+        for run in test.runs if test is not None else []:
+            if as_of is not None and run.on > as_of:
+                continue
+            if latest is None or run.timestamp > latest.timestamp:
+                latest = run
     if latest is None:
         return None
     summary = run_summary(latest)
-    head = {k: summary[k] for k in ("pool", "run_id", "on", "recorded_at", "model")}
+    head = {k: summary[k] for k in ("pool", "run_id", "on", "recorded_at")}
+    head["next_due"] = add_years(latest.on, interval_years).isoformat()
+    head["model"] = summary["model"]
     parameters = summary["parameters"]
     for key in ("scenarios", "horizon", "seed"):
         if key in parameters:
             head[key] = parameters[key]
-    return {**head, **summary["results"]}
+    headline = {k: v for k, v in summary["results"].items() if _headline(v)}
+    return {**head, **headline}
+
+
+def _headline(value: Any) -> bool:
+    """Scalars and small tables of scalars; per-year series stay in the full listing."""
+    if isinstance(value, Mapping):
+        return len(value) <= HEADLINE_TABLE_SIZE and all(_headline(v) for v in value.values())
+    return not isinstance(value, (list, tuple))
+
+
+HEADLINE_TABLE_SIZE = 8
 
 
 def _stress_test(app: LedgerApp, pool: str) -> StressTest | None:
     try:
-        found = app.repository.get(stress_test_id(pool))
+        found: object = app.repository.get(stress_test_id(pool))
     except AggregateNotFoundError:
         return None
     if not isinstance(found, StressTest):

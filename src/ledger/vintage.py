@@ -678,6 +678,13 @@ class Vintage(BaseAggregate[UUID]):
                 for r in self.reversals.values()
             ],
             "labels": [{"label": a, "innovation": b} for a, b in self.labels],
+            "risk": None if self.risk is None else {
+                "on": self.risk.on.isoformat(),
+                "tool": self.risk.tool,
+                "tool_version": self.risk.tool_version,
+                "buffer_rate": self.risk.buffer_rate,
+                "annual_probability": self.risk.annual_probability,
+            },
             "rules": {"profile": self.rules.profile, "version": self.rules.profile_version},
             "version": self.version,
         }

@@ -49,6 +49,7 @@ from ledger.errors import LedgerError
 from ledger.events import Issued, VintageEvent
 from ledger.mapper import decode_state
 from ledger.profiles import Rules
+from ledger.stress_record import StressTestRun
 from ledger.vintage import Vintage
 
 FORMAT = "permanence-export/1"
@@ -123,6 +124,9 @@ def sealed(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         yield body
 
 
+STRESS_TOPIC = get_topic(StressTestRun)
+
+
 def event_name(topic: str) -> str:
     return topic.rpartition(":")[2]
 
@@ -139,10 +143,13 @@ class Replayer:
 
     def __init__(self) -> None:
         self.vintages: dict[str, Vintage] = {}
+        self.stress_versions: dict[str, int] = {}
         self._rules: dict[bytes, Rules] = {}
 
-    def apply(self, record: dict[str, Any]) -> VintageEvent:
+    def apply(self, record: dict[str, Any]) -> Any:
         """Validate the record as its event class and apply it to its vintage."""
+        if record.get("topic") == STRESS_TOPIC:
+            return self._stress_run(record)
         cls = event_class(record["topic"])
         try:
             vid = str(UUID(str(record["originator_id"])))
@@ -188,6 +195,28 @@ class Replayer:
             vintage.rules = self._rules.setdefault(key, vintage.rules)
             self.vintages[vid] = vintage
         return event
+
+    def _stress_run(self, record: dict[str, Any]) -> StressTestRun:
+        """A pool's recorded stress test: validated and kept in sequence, not a vintage."""
+        oid = str(record["originator_id"])
+        version = record["originator_version"]
+        expected = self.stress_versions.get(oid, 0) + 1
+        if version != expected:
+            raise ReplayError(
+                f"version sequence broken for stress tests {oid}: expected version {expected}, "
+                f"found {version}"
+            )
+        if not isinstance(record["state"], dict):
+            raise ReplayError("StressTestRun: state is not a JSON object")
+        state = {**record["state"], "originator_id": oid, "originator_version": version}
+        try:
+            run = StressTestRun.model_validate(state)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ReplayError(f"StressTestRun does not validate: {where}: {first['msg']}") from None
+        self.stress_versions[oid] = version
+        return run
 
     def totals(self, as_of: date) -> dict[str, dict[str, Any]]:
         """Per program: issued, buffer contributions, exposure and dues as of ``as_of``."""

@@ -33,7 +33,7 @@ and the record for the faces.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any, Literal
@@ -61,7 +61,7 @@ from projections.stress import (
 )
 from projections.tables import deltas, vintages
 
-RegionBy = Literal["program", "project"]
+ProbabilitySource = Literal["assessed", "profile default"]
 REGION_BY: tuple[str, ...] = ("program", "project")
 ALL_MODELS: tuple[str, ...] = (*MODELS, "backtest", "stylised")
 DEFAULT_BUFFER_RATE = 0.20
@@ -104,7 +104,7 @@ class ProjectFigures:
     program: str
     exposure: int
     annual_probability: float
-    probability_source: Literal["assessed", "profile default"]
+    probability_source: ProbabilitySource
     avoidable_share: float
     region: str
 
@@ -241,10 +241,11 @@ def _project_figures(
     categories: Mapping[str, Mapping[str, float]] | None,
     regions: Mapping[str, str] | None,
 ) -> ProjectFigures:
+    source: ProbabilitySource = "assessed" if rows.assessed else "profile default"
     if rows.assessed:
-        probability, source = max(rows.assessed), "assessed"
+        probability = max(rows.assessed)
     else:
-        probability, source = default_annual_probability(rows.program, catalog), "profile default"
+        probability = default_annual_probability(rows.program, catalog)
     share = opts.avoidable_share
     if categories and project in categories:
         share = avoidable_share_of(categories[project], share)
@@ -252,7 +253,7 @@ def _project_figures(
         region = f"region:{regions[project]}"
     else:
         region = f"{opts.region_by}:{rows.program if opts.region_by == 'program' else project}"
-    return ProjectFigures(project, rows.program, exposure, probability, source, share, region)  # type: ignore[arg-type]
+    return ProjectFigures(project, rows.program, exposure, probability, source, share, region)
 
 
 def default_annual_probability(program: str, catalog: ProfileCatalog | None) -> float:
@@ -442,7 +443,8 @@ def _check_stylised_spec(spec: StressSpec) -> None:
         if getattr(spec, name) is None
     ]
     if missing:
-        raise StressTestRejected(f"stylised: give {', '.join(m.replace('_', '-') for m in missing)}")
+        names = ", ".join(m.replace("_", "-") for m in missing)
+        raise StressTestRejected(f"stylised: give {names}")
     assert spec.pool_size is not None and spec.event_loss is not None
     assert spec.annual_probability is not None
     if spec.pool_size < 1 or spec.event_loss < 1:
@@ -511,7 +513,8 @@ def run_stress_test(
     output.pop("loss_histogram")
     results = {k: output[k] for k in RECORDED_RESULTS}
     exposure = figures.contents.total_exposure
-    results["current_buffer_rate"] = figures.contents.buffer_balance / exposure if exposure else None
+    balance = figures.contents.buffer_balance
+    results["current_buffer_rate"] = balance / exposure if exposure else None
     if spec.target_ruin is not None:
         rate = required_contribution_rate(
             figures.contents, spec.target_ruin, spec.model, spec.scenarios, spec.horizon,
@@ -576,9 +579,9 @@ __all__ = [
     "assessed_categories",
     "avoidable_share_of",
     "check_pool",
+    "default_annual_probability",
     "only_pool",
     "parse_allocations",
-    "default_annual_probability",
     "pool_contents",
     "pool_losses",
     "run_stress_test",

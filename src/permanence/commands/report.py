@@ -19,6 +19,8 @@ def report(
     as_json: bool = JSON,
 ) -> None:
     """Write the trustee report (index.html + charts); prints the page's path."""
+    from ledger.assessment_service import latest_stress_summary
+    from projections.queries import pools
     from projections.report import write_report_files
 
     def body() -> None:
@@ -26,7 +28,8 @@ def report(
             raise UsageError(f"out: {out} exists and is not a folder")
         day = to_date(as_of, "as-of") or today()
         with runtime() as rt:
-            files = write_report_files(rt.engine, out, day)
+            stress = latest_stress_summary(rt.app, pools(rt.engine), as_of=day)
+            files = write_report_files(rt.engine, out, day, stress)
         data = {"report": str(files.index), "charts": [str(c) for c in files.charts]}
         emit(data, as_json, lambda d: d["report"])
 

@@ -1,0 +1,351 @@
+"""``permanence stress-test`` and its record: the stylised pool against its closed form, pool
+runs recorded as ``StressTestRun`` events, the HTTP face, and the California backtest.
+
+California (domain.md section 6; Badgley et al. 2022): a carb-forest pool of 31.0 million
+buffer credits from six vintages (2013-2016). Wildfires between 2015 and 2021 reverse
+5.68 million credits (the yearly split is illustrative, the total is the record's), each
+compensated by cancelling buffer credits. Replayed against the 31.0 million, the fires
+consumed 5.68 / 31.0 = 18.3% of the pool, and at least 95% of a fire allocation of 5.95
+million (with 6.0 million it would be 94.7%: see tests/test_stress.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from ledger.assessment_service import latest_stress_summary, latest_stress_tests
+from ledger.errors import InvalidCommand
+from ledger.stress_record import StressTest, StressTestRun, stress_test_id
+from permanence.cli import app as cli
+from permanence.config import Settings
+from permanence.http import create_app
+from permanence.runtime import Runtime
+from projections import queries
+from projections.report import write_report_files
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(cli, list(args))
+
+
+def on_db(db: str, *args: str) -> Any:
+    return invoke("--db", db, *args)
+
+
+def event_count(db: str) -> int:
+    rt = Runtime(Settings(db=db))
+    try:
+        return rt.app.recorder.max_notification_id() or 0
+    finally:
+        rt.close()
+
+
+def exhaustion_probability(pool: int, loss: int, p: float, years: int) -> float:
+    """P(at least ceil(N/L) events in T years), events ~ Binomial(T, p): worked independently."""
+    needed = math.ceil(pool / loss)
+    return math.fsum(math.comb(years, k) * p**k * (1 - p) ** (years - k)
+                     for k in range(needed, years + 1))
+
+
+# ---------------------------------------------------------------------- stylised pool
+
+STYLISED = [
+    # N credits, L per event, P per year, T years: 4 events exhaust the first, 10 the second
+    (100, 30, 0.10, 30),
+    (1_000, 100, 0.08, 100),
+]
+
+
+@pytest.mark.parametrize(("pool", "loss", "p", "years"), STYLISED)
+def test_stylised_pool_matches_the_binomial_closed_form(
+    pool: int, loss: int, p: float, years: int
+) -> None:
+    scenarios = 20_000
+    out = invoke("stress-test", "--model", "stylised", "--pool-size", str(pool),
+                 "--event-loss", str(loss), "--annual-probability", str(p),
+                 "--horizon", str(years), "--scenarios", str(scenarios), "--seed", "11", "--json")
+
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    exact = exhaustion_probability(pool, loss, p, years)
+    error = math.sqrt(exact * (1 - exact) / scenarios)
+    assert 0.05 < exact < 0.95  # a test with power either way
+    assert abs(data["p_exhausted"] - exact) <= 4 * error
+    assert data["exact_p_exhausted"] == pytest.approx(exact, rel=1e-9)
+    half = years // 2
+    exact_half = exhaustion_probability(pool, loss, p, half)
+    half_error = math.sqrt(max(exact_half * (1 - exact_half), 1e-12) / scenarios)
+    assert abs(data["p_exhausted_by_year"][half - 1] - exact_half) <= 4 * half_error + 1e-12
+    assert len(data["p_exhausted_by_year"]) == years
+    assert data["expected_loss"] == pytest.approx(years * p * loss, rel=0.05)
+    assert set(data["var"]) == set(data["expected_shortfall"]) == {"0.995"}
+    assert data["var"]["0.995"] <= data["expected_shortfall"]["0.995"]
+    assert data["recorded"] is None
+
+
+def test_same_seed_gives_identical_json() -> None:
+    args = ["stress-test", "--model", "stylised", "--pool-size", "500", "--event-loss", "60",
+            "--annual-probability", "0.07", "--horizon", "60", "--scenarios", "3000",
+            "--level", "0.9", "--level", "0.995", "--json"]
+    first = invoke(*args, "--seed", "5")
+    second = invoke(*args, "--seed", "5")
+    other = invoke(*args, "--seed", "6")
+    assert first.exit_code == second.exit_code == other.exit_code == 0
+    assert first.stdout == second.stdout
+    assert first.stdout != other.stdout
+    assert set(json.loads(first.stdout)["var"]) == {"0.9", "0.995"}
+
+
+# ---------------------------------------------------------------------- a pool run, recorded
+
+
+@pytest.fixture
+def small_pool(db_url: str) -> Iterator[str]:
+    """Three projects in the icvcm-ccp pool; one wildfire compensated from the buffer."""
+    rt = Runtime(Settings(db=db_url))
+    try:
+        app = rt.app
+        a = app.issue(program="icvcm-ccp", project="Mangrove A", quantity=80_000, buffer=20_000,
+                      on=date(2025, 1, 1), vintage_year=2024)
+        app.issue(program="icvcm-ccp", project="Forest B", quantity=40_000, buffer=10_000,
+                  on=date(2025, 6, 1), vintage_year=2024)
+        app.issue(program="icvcm-ccp", project="Soil C", quantity=20_000, buffer=5_000,
+                  on=date(2026, 1, 1), vintage_year=2025)
+        app.record_reversal(a, date(2027, 3, 1), 2_000, "wildfire")
+        app.compensate(a, "R1", "buffer", 2_000, date(2027, 4, 1))
+    finally:
+        rt.close()
+    yield db_url
+
+
+def test_a_pool_run_is_recorded_listed_and_plotted(small_pool: str, tmp_path: Path) -> None:
+    db = small_pool
+    before = event_count(db)
+    plot = tmp_path / "ruin.png"
+
+    out = on_db(db, "stress-test", "--pool", "icvcm-ccp", "--as-of", "2028-01-01",
+                "--model", "catastrophe", "--scenarios", "2000", "--horizon", "40",
+                "--seed", "3", "--target-ruin", "0.05", "--plot", str(plot), "--json")
+
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["recorded"] == "ST1"
+    assert plot.read_bytes()[:8] == PNG
+    figures = data["parameters"]["pool_figures"]
+    assert figures["n_projects"] == 3 and figures["total_exposure"] == 140_000
+    assert figures["buffer_balance"] == 35_000 - 2_000
+    assert figures["projects_on_profile_default"] == 3
+    assert data["current_buffer_rate"] == pytest.approx(33_000 / 140_000)
+    assert 0 <= data["required_contribution_rate"] <= 1
+    assert data["within_target"] == (data["p_exhausted"] <= 0.05)
+    assert event_count(db) == before + 1
+
+    listed = json.loads(on_db(db, "stress-tests", "--pool", "icvcm-ccp", "--json").stdout)
+    assert [r["run_id"] for r in listed["runs"]] == ["ST1"]
+    run = listed["runs"][0]
+    assert run["model"] == "catastrophe" and run["on"] == "2028-01-01"
+    assert run["recorded_by"] == "cli"
+    assert run["parameters"]["seed"] == 3 and run["parameters"]["scenarios"] == 2000
+    assert run["parameters"]["catastrophe"]["annual_probability"] == 0.02
+    assert run["results"]["p_exhausted"] == data["p_exhausted"]
+    assert run["results"]["var"] == data["var"]
+
+    # the projections still follow the log past the stress-test record
+    rt = Runtime(Settings(db=db))
+    try:
+        rt.refresh()
+        assert rt.projector.lag() == 0
+        assert queries.buffer(rt.engine, date(2028, 1, 1), "icvcm-ccp")["balance"] == 33_000
+    finally:
+        rt.close()
+
+    again = on_db(db, "stress-test", "--pool", "icvcm-ccp", "--as-of", "2028-01-01",
+                  "--scenarios", "500", "--no-record", "--json")
+    assert again.exit_code == 0 and json.loads(again.stdout)["recorded"] is None
+    assert event_count(db) == before + 1
+
+
+def test_the_record_reaches_the_report_and_the_api(small_pool: str, tmp_path: Path) -> None:
+    db = small_pool
+    assert on_db(db, "stress-test", "--as-of", "2028-01-01", "--scenarios", "1000",
+                 "--horizon", "30").exit_code == 0  # the ledger's only pool
+    rt = Runtime(Settings(db=db))
+    try:
+        summary = latest_stress_summary(rt.app, queries.pools(rt.engine))
+        assert summary is not None
+        assert (summary["pool"], summary["run_id"], summary["model"]) == ("icvcm-ccp", "ST1",
+                                                                          "independent")
+        assert summary["scenarios"] == 1000 and "p_exhausted" in summary
+        assert summary["next_due"] == "2033-01-01"  # at least every five years
+        assert latest_stress_summary(rt.app, ["icvcm-ccp"], as_of=date(2027, 12, 31)) is None
+        assert "p_exhausted_by_year" not in summary  # per-year series stay in the listing
+        files = write_report_files(rt.engine, tmp_path / "report", date(2028, 1, 1), summary)
+        page = files.index.read_text(encoding="utf-8")
+        assert "No stress test recorded" not in page and "p_exhausted" in page
+
+        with TestClient(create_app(Settings(db=db), runtime=rt)) as client:
+            posted = client.post("/stress-test?record=true", json={
+                "pool": "icvcm-ccp", "as_of": "2029-01-01", "model": "rising",
+                "scenarios": 500, "horizon": 20, "seed": 9, "hazard_trend": 0.05})
+            assert posted.status_code == 200, posted.text
+            assert posted.json()["recorded"] == "ST2"
+            got = client.get("/stress-test", params={
+                "pool": "icvcm-ccp", "as_of": "2029-01-01", "model": "rising",
+                "scenarios": 500, "horizon": 20, "seed": 9, "hazard_trend": 0.05})
+            assert got.status_code == 200
+            assert got.json()["recorded"] is None
+            assert got.json()["p_exhausted"] == posted.json()["p_exhausted"]
+            listing = client.get("/pools/icvcm-ccp/stress-tests").json()
+            assert [r["run_id"] for r in listing["runs"]] == ["ST2", "ST1"]
+            assert listing["runs"][0]["recorded_by"] == "http"
+            assert listing["runs"][0]["parameters"]["assumptions"]["hazard_trend"] == 0.05
+            assert client.get("/pools/nowhere/stress-tests").status_code == 404
+            assert client.get("/stress-test", params={"pool": "nowhere"}).status_code == 404
+            bad = client.get("/stress-test", params={"annual_probability": 2, "model": "stylised",
+                                                     "pool_size": 10, "event_loss": 1})
+            assert bad.status_code == 422 and "annual_probability" in bad.json()["detail"]
+    finally:
+        rt.close()
+
+
+# ---------------------------------------------------------------------- the California record
+
+BUFFERS = {2013: 5_000_000, 2014: 5_500_000, 2015: 4_500_000, 2016: 6_000_000,
+           2017: 5_000_000, 2018: 5_000_000}  # issuance year -> buffer contribution
+FIRES = [  # (date, issuance year of the burnt vintage, credits reversed)
+    (date(2015, 8, 1), 2013, 310_000),
+    (date(2017, 10, 9), 2014, 140_000),
+    (date(2018, 11, 8), 2015, 560_000),
+    (date(2020, 8, 16), 2016, 3_970_000),
+    (date(2021, 7, 14), 2013, 700_000),
+]
+
+
+def test_california_backtest_on_the_ledger(sqlite_url: str) -> None:
+    assert sum(BUFFERS.values()) == 31_000_000 and sum(q for *_, q in FIRES) == 5_680_000
+    rt = Runtime(Settings(db=sqlite_url))
+    try:
+        ids = {year: rt.app.issue(program="carb-forest", project=f"CAFR-{year}",
+                                  quantity=buffer * 5, buffer=buffer, on=date(year, 3, 1),
+                                  vintage_year=year - 1)
+               for year, buffer in BUFFERS.items()}
+        for day, year, quantity in FIRES:
+            reversal = rt.app.record_reversal(ids[year], day, quantity, "wildfire")
+            assert reversal["classification"] == "unavoidable"
+            rt.app.compensate(ids[year], reversal["reversal_id"], "buffer", quantity,
+                              date(day.year, 12, 31))
+        balance = queries.buffer(rt.engine, date(2022, 12, 31), "carb-forest")
+        assert (balance["contributions"], balance["cancelled"]) == (31_000_000, 5_680_000)
+    finally:
+        rt.close()
+
+    out = on_db(sqlite_url, "stress-test", "--pool", "carb-forest", "--as-of", "2022-12-31",
+                "--model", "backtest", "--allocation", "wildfire=5950000", "--json")
+
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    fire = data["allocations"]["wildfire"]
+    assert fire["losses"] == 5_680_000 and fire["share_consumed"] >= 0.95
+    assert data["balance"] == 31_000_000 and data["total_loss"] == 5_680_000
+    assert data["share_of_pool_consumed"] == pytest.approx(0.1832, abs=5e-4)  # about 18%
+    assert data["first_year"] == 2015 and data["horizon"] == 7  # under ten years
+    assert data["exhausted_year"] is None
+    assert data["losses_by_year"] == [310_000, 0, 140_000, 560_000, 0, 3_970_000, 700_000]
+    assert data["recorded"] == "ST1"
+    text = on_db(sqlite_url, "stress-test", "--pool", "carb-forest", "--as-of", "2022-12-31",
+                 "--model", "backtest", "--allocation", "wildfire=5950000", "--no-record")
+    assert "18.3% of the pool" in text.stdout and "wildfire: 5,680,000 of 5,950,000" in text.stdout
+    rt = Runtime(Settings(db=sqlite_url))
+    try:
+        (run,) = latest_stress_tests(rt.app, "carb-forest")
+        assert run["results"]["allocations"]["wildfire"]["share_consumed"] == fire["share_consumed"]
+    finally:
+        rt.close()
+
+
+# ---------------------------------------------------------------------- bad input
+
+BAD = [
+    (["--model", "stylised", "--pool-size", "100", "--event-loss", "10",
+      "--annual-probability", "1.5"], "annual_probability"),
+    (["--model", "stylised", "--pool-size", "100", "--event-loss", "10",
+      "--annual-probability", "0.1", "--scenarios", "-5"], "scenarios"),
+    (["--model", "stylised", "--pool-size", "100", "--annual-probability", "0.1"], "event-loss"),
+    (["--model", "lognormal"], "model"),
+    (["--pool", "atlantis"], "no pool named 'atlantis'"),
+    (["--pool", "icvcm-ccp", "--scenarios", "0"], "scenarios"),
+    (["--pool", "icvcm-ccp", "--level", "1.5"], "level"),
+    (["--pool", "icvcm-ccp", "--default-probability", "-0.1"], "default_probability"),
+    (["--pool", "icvcm-ccp", "--model", "backtest", "--allocation", "wildfire"], "allocation"),
+    (["--pool", "icvcm-ccp", "--as-of", "2028-02-30"], "as-of"),
+    (["--pool", "icvcm-ccp", "--region-by", "country"], "region_by"),
+    (["--pool", "icvcm-ccp", "--plot", "/nonexistent-folder/ruin.png"], "plot"),
+]
+
+
+@pytest.mark.parametrize(("args", "needle"), BAD, ids=[n for _, n in BAD])
+def test_bad_input_exits_2_with_one_line(
+    sqlite_url: str, args: list[str], needle: str
+) -> None:
+    rt = Runtime(Settings(db=sqlite_url))
+    try:
+        rt.app.issue(program="icvcm-ccp", project="P", quantity=1_000, buffer=250,
+                     on=date(2025, 1, 1))
+    finally:
+        rt.close()
+    before = event_count(sqlite_url)
+
+    out = on_db(sqlite_url, "stress-test", *args)
+
+    assert out.exit_code == 2, out.output
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], out.stderr
+    assert event_count(sqlite_url) == before
+
+
+def test_a_pool_with_no_exposure_on_the_date_is_rejected(sqlite_url: str) -> None:
+    rt = Runtime(Settings(db=sqlite_url))
+    try:
+        rt.app.issue(program="icvcm-ccp", project="P", quantity=1_000, buffer=250,
+                     on=date(2025, 1, 1))
+    finally:
+        rt.close()
+    out = on_db(sqlite_url, "stress-test", "--pool", "icvcm-ccp", "--as-of", "2024-01-01")
+    assert out.exit_code == 1 and "bears no exposure on 2024-01-01" in out.stderr
+
+
+# ---------------------------------------------------------------------- the record itself
+
+
+def test_one_stream_per_pool_one_event_per_run() -> None:
+    first = StressTest.first_run("carb-forest", date(2025, 1, 1), "independent",
+                                 {"seed": 1}, {"p_exhausted": 0.1, "tail": math.inf})
+    assert first.id == stress_test_id("carb-forest") != stress_test_id("verra-vcs")
+    assert first.record_run(date(2030, 1, 1), "backtest", {}, {"total_loss": 5}) == "ST2"
+    events = [e for e in first.collect_events() if isinstance(e, StressTestRun)]
+    assert len(events) == 2
+    assert [e.run_id for e in events] == ["ST1", "ST2"]
+    assert events[0].results["tail"] is None  # JSON has no infinity
+    replayed = None
+    for event in events:
+        replayed = event.mutate(replayed)
+    assert isinstance(replayed, StressTest) and replayed.version == 2
+    assert [r["run_id"] for r in replayed.listing()] == ["ST2", "ST1"]
+    assert replayed.next_due(5) == date(2035, 1, 1)
+    with pytest.raises(InvalidCommand, match="results"):
+        first.record_run(date(2031, 1, 1), "independent", {}, {})
+    with pytest.raises(InvalidCommand, match="pool"):
+        StressTest.first_run(" ", date(2025, 1, 1), "independent", {}, {"p": 1.0})
+    with pytest.raises(InvalidCommand, match="not a JSON value"):
+        first.record_run(date(2031, 1, 1), "independent", {"when": date(2031, 1, 1)}, {"p": 1})
