@@ -546,4 +546,8 @@ _register_commands()
 
 
 if __name__ == "__main__":
-    main()
+    # Run as ``python -m permanence.cli``: delegate to the imported module, whose ``app``
+    # is the one the command modules registered on (this file runs here as ``__main__``).
+    from permanence import cli as _cli
+
+    _cli.main()

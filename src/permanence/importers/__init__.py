@@ -3,7 +3,9 @@
 Each format module exposes ``FORMAT`` and ``parse(path)``, which streams
 :mod:`~permanence.importers.records` (``IssuanceRecord``, ..., ``Rejected``, ``Skipped``) in file
 order without touching the ledger, so an importer can show progress (:func:`count_rows`), count
-duplicates and rejections, and decide what to send to the ledger.
+duplicates and rejections, and decide what to send to the ledger. That importer is
+:mod:`permanence.importers.loader` (``permanence import``), kept out of this package's namespace
+so that the parsers import nothing from the ledger.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from .records import (
     ParseResult,
     Record,
     Rejected,
+    RetirementRecord,
     ReversalRecord,
     Skipped,
     SurrenderRecord,
@@ -61,6 +64,7 @@ __all__ = [
     "Parser",
     "Record",
     "Rejected",
+    "RetirementRecord",
     "ReversalRecord",
     "Skipped",
     "SurrenderRecord",

@@ -1,10 +1,12 @@
 """American Carbon Registry (ACR) ``issuances.csv``.
 
-Per row: ``quantity`` = ``Credits Issued to Project``, ``buffer`` = ``Credits Issued to Buffer
-Pool``, ``total`` = ``Total Credits Issued`` (checked: total = project + buffer), and
-``buffer_transferred`` = ``Credits Transferred to Buffer Pool`` (see
-:class:`~permanence.importers.records.IssuanceRecord`: a contribution made by transfer, kept apart
-because it is not part of the total). ``issued_on`` is the GMT date of ``Date Issued (GMT)``.
+Per row: ``quantity`` = ``Credits Issued to Project``; ``buffer`` = ``Credits Issued to Buffer
+Pool`` + ``Credits Transferred to Buffer Pool`` (the vintage's whole buffer contribution: ACR
+projects contribute either by issuance into the pool or by transferring credits to it, and both
+stand behind the pool); ``buffer_transferred`` = the transferred part; ``total`` = ``Total
+Credits Issued``, checked against project + *issued* to the buffer only, because the transfer is
+not part of what was issued (see :class:`~permanence.importers.records.IssuanceRecord`).
+``issued_on`` is the GMT date of ``Date Issued (GMT)``.
 
 ``source_key`` = ``<Project ID>|<Vintage>|<Date Issued, ISO date-time>|<ReportingPeriodBegin>/
 <ReportingPeriodEnd>`` (ISO dates), plus ``|removal`` when ``Verified Removal`` is Yes.
@@ -57,11 +59,12 @@ def _read(row: Row) -> ParseResult:
     end = row.day("ReportingPeriodEnd", us_date, _US)
     total = row.whole(TOTAL)
     quantity = row.whole(PROJECT_CREDITS)
-    buffer = row.whole(BUFFER_CREDITS)
-    check_total(total, quantity, buffer, (TOTAL, PROJECT_CREDITS, BUFFER_CREDITS))
+    issued_to_buffer = row.whole(BUFFER_CREDITS)
+    check_total(total, quantity, issued_to_buffer, (TOTAL, PROJECT_CREDITS, BUFFER_CREDITS))
     transferred = row.optional_whole(TRANSFERRED) or 0
+    buffer = issued_to_buffer + transferred
     crediting_start = row.optional_day("Project Crediting Period Start Date", us_date, _US)
-    if quantity == 0 and buffer == 0 and transferred == 0:
+    if quantity == 0 and buffer == 0:
         return Skipped(row.line, f"no credits issued (column {TOTAL!r} is 0)")
     key = f"{project}|{vintage}|{issued.isoformat()}|{begin.isoformat()}/{end.isoformat()}"
     if row.flag("Verified Removal"):

@@ -11,7 +11,8 @@ One row can yield several records, each read independently (a bad part is one
   ``reforest defer`` in the credits column means nothing was issued yet.
 - **reversal** (negative ``Unintentional`` / ``Intentional Reversal``): :class:`ReversalRecord`
   with the quantity made positive, dated ``Reporting Period End Date`` (the reversal happened in
-  that period; the table gives no other date) or, failing that, ``Issuance Date``.
+  that period; the table gives no other date) or, failing that, ``Issuance Date``; the row's
+  ``Comment`` is carried verbatim (the importer reads a cause from it).
 - **buffer retirement** (``Buffer Pool Retired`` > 0 on an issuance row): one
   :class:`BufferRetirementRecord` per sentence of ``Comment`` such as "On 9/12/2017, CARB retired
   178,642 of 415,479 credits from the buffer pool for the CAFR5076-A unintentional reversal". The
@@ -242,6 +243,7 @@ def _reversals(
                 on=on,
                 quantity=-value,
                 intentional=intentional,
+                comment=row.text(COMMENT),
             )
         )
     return records

@@ -277,12 +277,36 @@ def parse_rows(
 
 
 def count_rows(path: Path) -> int:
-    """Non-blank data rows (what a progress bar counts), without checking the format."""
+    """Non-blank data rows (what a progress bar counts), without checking the columns.
+
+    Reading the whole file also proves it decodes: a byte that is not UTF-8 or broken quoting
+    anywhere is an :class:`ImportFormatError` here, so an importer that counts first never stops
+    half-way through a file it has started writing to the ledger.
+    """
+    _check_utf8(Path(path))
     with Path(path).open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
-        if next(reader, None) is None:
-            return 0
-        return sum(1 for cells in reader if any(cell.strip() for cell in cells))
+        try:
+            if next(reader, None) is None:
+                return 0
+            return sum(1 for cells in reader if any(cell.strip() for cell in cells))
+        except csv.Error as exc:
+            raise ImportFormatError(
+                f"{Path(path).name}: unreadable from line {reader.line_num}: {exc}"
+            ) from exc
+
+
+def _check_utf8(path: Path) -> None:
+    """Decode line by line, so that the error names the physical line of the bad byte."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ImportFormatError(
+                    f"{path.name}: unreadable line {number}: not UTF-8 (byte {exc.start + 1} of "
+                    "the line)"
+                ) from exc
 
 
 def check_total(total: int, project: int, buffer: int, columns: tuple[str, str, str]) -> None:

@@ -37,11 +37,12 @@ class IssuanceRecord:
     label/certification list column (Gold Standard ``Label``, Verra ``Additional
     Certifications``), verbatim.
 
-    ``buffer_transferred`` (ACR only, 0 elsewhere): credits the file says were *transferred*
-    into the buffer pool for this issuance (ACR ``Credits Transferred to Buffer Pool``), as
-    opposed to issued straight into it. They are not part of ``total``, and the file does not
-    say whether they came out of ``quantity`` or from other holdings (ACR accepts buffer
-    contributions in credits of other projects), so they are reported apart, not folded in.
+    ``buffer_transferred`` (ACR only, 0 elsewhere): the part of ``buffer`` the file says was
+    *transferred* into the buffer pool for this issuance (ACR ``Credits Transferred to Buffer
+    Pool``) rather than issued straight into it. It counts in the vintage's buffer contribution
+    (``buffer`` = issued to the buffer + transferred) but not in ``total``, which the file
+    states as project + issued to the buffer; so for ACR ``quantity + buffer - buffer_transferred
+    == total``.
     """
 
     line: int
@@ -74,7 +75,8 @@ class ReversalRecord:
 
     ``quantity`` is positive although the file writes it negative. ``source_key`` is the
     reversal's own key (see :mod:`permanence.importers.carb`), the one that
-    :class:`BufferRetirementRecord.for_reversal` refers to.
+    :class:`BufferRetirementRecord.for_reversal` refers to. ``comment`` is the row's free text
+    verbatim (None when empty): the only place the table may name a cause.
     """
 
     line: int
@@ -84,6 +86,7 @@ class ReversalRecord:
     on: date
     quantity: int
     intentional: bool
+    comment: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +129,19 @@ class InvalidationRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RetirementRecord:
+    """Credits of issuance ``source_key`` retired (or cancelled) on ``on``, e.g. a Verra block
+    with a ``Retirement/Cancellation Date``; ``beneficiary`` as stated, None when empty."""
+
+    line: int
+    program: str
+    source_key: str
+    on: date
+    quantity: int
+    beneficiary: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Rejected:
     """A row, or one part of a row, that could not be read faithfully.
 
@@ -140,15 +156,20 @@ class Rejected:
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
-    """A well-formed row that legitimately states no issuance (e.g. a Verra retirement block or
-    a zero-credit reporting period): counted, not rejected, so totals still reconcile."""
+    """A well-formed row that legitimately states no issuance (e.g. a zero-credit reporting
+    period or a retired Gold Standard block): counted, not rejected, so totals still reconcile."""
 
     line: int
     reason: str
 
 
 Record = (
-    IssuanceRecord | ReversalRecord | BufferRetirementRecord | SurrenderRecord | InvalidationRecord
+    IssuanceRecord
+    | ReversalRecord
+    | BufferRetirementRecord
+    | SurrenderRecord
+    | InvalidationRecord
+    | RetirementRecord
 )
 """A fact to hand to the ledger."""
 

@@ -1,11 +1,11 @@
 """Verra (VCS) ``transactions.csv``: one row per serial block of VCUs.
 
-A row with an empty ``Retirement/Cancellation Date`` is read as an issuance of its block; a row
-with that date set is a retired or cancelled block and is :class:`Skipped` (not an issuance).
-Caveat for the importer: Verra splits a block when part of it is retired, so every row was
-issued at some point and the skipped retirement rows' credits are *not* in the issuance records;
-summing the issuance records of a vintage understates what Verra issued (``Total Vintage
-Quantity`` states the vintage total).
+Every row is a block that was issued (Verra splits a block when part of it is retired, so a
+retired block is still part of what was issued): each row yields an :class:`IssuanceRecord` of
+its block, and a row with a ``Retirement/Cancellation Date`` also yields a
+:class:`RetirementRecord` of the whole block on that date (``beneficiary`` = ``Retirement
+Beneficiary``), so the importer issues the block and then retires it. Summing the issuance
+records therefore gives everything issued in the file's blocks, retired or not.
 
 Per row: ``quantity`` = ``Quantity Issued`` (which must equal the serial range's size),
 ``buffer`` = 0 (Verra's pooled buffer is a separate account, not withheld per issuance),
@@ -27,8 +27,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from .cells import CellError, Row, identifier, iso_date, parse_rows
-from .records import IssuanceRecord, ParseResult, Skipped
+from .cells import CellError, Row, identifier, iso_date, read_rows
+from .records import IssuanceRecord, ParseResult, Rejected, RetirementRecord
 
 FORMAT = "verra"
 PROGRAM = "verra-vcs"
@@ -44,14 +44,19 @@ _ISO = "YYYY-MM-DD"
 
 
 def parse(path: Path) -> Iterator[ParseResult]:
-    """Stream Verra rows: issuance blocks as records, retirement blocks as Skipped."""
-    return parse_rows(Path(path), fmt=FORMAT, required=REQUIRED, read=_read)
+    """Stream Verra rows: every block as an issuance, retired blocks also as a retirement."""
+    for row in read_rows(Path(path), fmt=FORMAT, required=REQUIRED):
+        if isinstance(row, Rejected):
+            yield row
+            continue
+        try:
+            yield from _read(row)
+        except CellError as exc:
+            yield row.reject(str(exc))
 
 
-def _read(row: Row) -> ParseResult:
-    retired = row.text(RETIRED)
-    if retired is not None:
-        return Skipped(row.line, f"retired/cancelled block (column {RETIRED!r} is {retired!r})")
+def _read(row: Row) -> list[ParseResult]:
+    """The row's issuance, and its retirement when dated; a bad cell rejects the whole row."""
     project = identifier(row.required("ID"))
     serial = row.required(SERIAL)
     match = _SERIAL.fullmatch(serial)
@@ -69,9 +74,10 @@ def _read(row: Row) -> ParseResult:
     end = row.day("Vintage End", iso_date, _ISO)
     if end < start:
         raise CellError(f"column 'Vintage End' {end} is before column 'Vintage Start' {start}")
+    retired = row.optional_day(RETIRED, iso_date, _ISO)
     labels = row.list_labels("Additional Certifications", ";")
     article6 = [label for label in labels if label.startswith("Article 6 Authorized")]
-    return IssuanceRecord(
+    issuance = IssuanceRecord(
         line=row.line,
         program=PROGRAM,
         source_key=serial,
@@ -94,3 +100,14 @@ def _read(row: Row) -> ParseResult:
         authorization="; ".join(article6) or None,
         labels=labels,
     )
+    if retired is None:
+        return [issuance]
+    retirement = RetirementRecord(
+        line=row.line,
+        program=PROGRAM,
+        source_key=serial,
+        on=retired,
+        quantity=quantity,
+        beneficiary=row.text("Retirement Beneficiary"),
+    )
+    return [issuance, retirement]

@@ -1,0 +1,102 @@
+"""``permanence import FORMAT FILE``: load a registry's public export into the ledger.
+
+The file is checked whole before anything is written (unknown format, unreadable bytes or
+missing columns exit 2 and write nothing); then it is loaded in batches, each one transaction,
+so that a second run, or a run after a crash, only adds what is missing. Rows and records that
+cannot be imported go to the rejects file with their line and reason.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from permanence.cli import JSON, app, emit, guarded, runtime
+from permanence.importers import PARSERS
+from permanence.importers.loader import BATCH, ImportSummary, load, prepare, save_rejects
+from permanence.parsing import UsageError
+
+#: Files shorter than this import too fast for a progress bar to be worth drawing.
+PROGRESS_MIN_ROWS = 5_000
+
+
+FORMAT = typer.Argument(..., metavar="FORMAT", help=f"One of: {', '.join(sorted(PARSERS))}.")
+FILE = typer.Argument(..., help="The registry's CSV export.")
+REJECTS = typer.Option(
+    None, "--rejects", help="Where to write rejected rows (default FILE.rejects.csv)."
+)
+BATCH_SIZE = typer.Option(BATCH, "--batch", help="Records per transaction.")
+
+
+@app.command("import")
+def import_(
+    fmt: str = FORMAT,
+    file: Path = FILE,
+    rejects: Path = REJECTS,
+    batch: int = BATCH_SIZE,
+    as_json: bool = JSON,
+) -> None:
+    """Import a registry export: issuances, and CARB reversals and compensations."""
+
+    def body() -> None:
+        if batch < 1:
+            raise UsageError(f"batch: must be at least 1, got {batch}")
+        try:
+            prepared = prepare(fmt, file)
+        except (ValueError, FileNotFoundError) as exc:  # ImportFormatError is a ValueError
+            raise UsageError(str(exc)) from exc
+        show = not as_json and sys.stderr.isatty() and prepared.rows > PROGRESS_MIN_ROWS
+        with runtime() as rt, _progress(show, prepared.rows) as advance:
+            summary = load(rt, prepared, batch=batch, progress=advance)
+        save_rejects(summary, rejects)
+        emit(summary.as_dict(), as_json, _text)
+
+    guarded(body)
+
+
+@contextmanager
+def _progress(show: bool, rows: int) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr when asked for, else a callback that does nothing."""
+    if not show:
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("importing rows", total=rows)
+        yield lambda n: bar.advance(task, n)
+
+
+def _text(data: dict[str, Any]) -> str:
+    head = (
+        f"{data['file']} ({data['format']}, program {data['program']}): "
+        f"{data['read']:,} rows read, {data['imported']:,} imported, "
+        f"{data['duplicates']:,} duplicates, {data['rejected']:,} rejected, "
+        f"{data['skipped']:,} skipped"
+    )
+    totals = data["totals"]
+    lines = [head, f"  issued {totals['quantity']:,} credits, {totals['buffer']:,} to the buffer"]
+    for kind, counts in data["kinds"].items():
+        lines.append(
+            f"  {kind.replace('_', ' ')}: {counts['read']:,} read, {counts['imported']:,} "
+            f"imported, {counts['duplicates']:,} duplicates, {counts['rejected']:,} rejected"
+        )
+    if data["rejects_file"]:
+        lines.append(f"  rejects written to {data['rejects_file']}")
+    return "\n".join(lines)
+
+
+__all__ = ["ImportSummary", "import_"]
