@@ -262,6 +262,22 @@ def _headline(value: Any) -> bool:
 HEADLINE_TABLE_SIZE = 8
 
 
+class RecordedStressTests:
+    """When each pool was last stress-tested, from its ``StressTestRun`` records.
+
+    The scheduler's stress-test reminder asks this (its ``StressTestLog``).
+    """
+
+    def __init__(self, app: LedgerApp) -> None:
+        self.app = app
+
+    def last_run(self, pool: str) -> date | None:
+        test = _stress_test(self.app, pool)
+        if test is None or not test.runs:
+            return None
+        return max(run.on for run in test.runs)
+
+
 def _stress_test(app: LedgerApp, pool: str) -> StressTest | None:
     try:
         found: object = app.repository.get(stress_test_id(pool))
@@ -273,6 +289,7 @@ def _stress_test(app: LedgerApp, pool: str) -> StressTest | None:
 
 
 __all__ = [
+    "RecordedStressTests",
     "assess_project",
     "assess_project_document",
     "buffer_method_for",

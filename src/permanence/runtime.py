@@ -24,13 +24,14 @@ class Runtime:
         extra = sorted(settings.profiles_dir.glob("*.json")) if settings.profiles_dir else []
         self.catalog = ProfileCatalog.load(extra)
         self.engine: Engine = make_engine(self.store, settings.lock_timeout_seconds)
-        self.app = LedgerApp(
-            env=dict(self.store.eventsourcing_env),
-            catalog=self.catalog,
-            index=ReadModelIndex(self.engine),
-        )
-        self.projector = Projector(self.app, self.engine)
-        self.projector.create_tables()
+        with _schema_lock(self.engine):
+            self.app = LedgerApp(
+                env=dict(self.store.eventsourcing_env),
+                catalog=self.catalog,
+                index=ReadModelIndex(self.engine),
+            )
+            self.projector = Projector(self.app, self.engine)
+            self.projector.create_tables()
         if catch_up_on_write:
             self.app.after_save.append(self.refresh)
 
@@ -41,6 +42,23 @@ class Runtime:
     def close(self) -> None:
         self.app.close()
         self.engine.dispose()
+
+
+@contextmanager
+def _schema_lock(engine: Engine) -> Iterator[None]:
+    """Serialise table creation: two processes starting at once on PostgreSQL would
+    otherwise race on ``CREATE OR REPLACE FUNCTION`` ("tuple concurrently updated")."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT pg_advisory_lock(7142350001)")
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql("SELECT pg_advisory_unlock(7142350001)")
+            conn.commit()
 
 
 def make_engine(store: Store, lock_timeout: int) -> Engine:

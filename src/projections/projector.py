@@ -10,6 +10,7 @@ on one database never both apply a page; a process killed mid-page leaves nothin
 from __future__ import annotations
 
 import json
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
@@ -18,7 +19,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 
 from ledger import clock
 from ledger.application import LedgerApp
@@ -53,6 +54,8 @@ class Projector:
         self.engine = engine
         self.page_size = page_size
         self._cache: OrderedDict[UUID, tuple[Vintage, Schedule]] = OrderedDict()
+        # one page at a time per process: a web server thread and a writer may both ask
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -95,6 +98,10 @@ class Projector:
 
     def catch_up(self, max_pages: int | None = None) -> int:
         """Process notifications until none are left; returns how many were processed."""
+        with self._lock:
+            return self._catch_up(max_pages)
+
+    def _catch_up(self, max_pages: int | None) -> int:
         processed = 0
         pages = 0
         while max_pages is None or pages < max_pages:
@@ -181,9 +188,14 @@ class Projector:
                 conn.exec_driver_sql(
                     _insert_sql(self.engine), [tuple(r[c] for c in VINTAGE_COLUMNS) for r in new_rows]
                 )
-            for row in changed:
+            if changed:
+                # every changed row carries the same state columns: one executemany
+                columns = [c for c in changed[0] if c != "vintage_id"]
                 conn.execute(
-                    update(vintages).where(vintages.c.vintage_id == row["vintage_id"]).values(row)
+                    update(vintages)
+                    .where(vintages.c.vintage_id == bindparam("v_id"))
+                    .values({c: bindparam(c) for c in columns}),
+                    [{"v_id": r["vintage_id"], **{c: r[c] for c in columns}} for r in changed],
                 )
             if delta_rows:
                 conn.execute(insert(deltas), delta_rows)

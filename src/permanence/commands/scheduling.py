@@ -1,0 +1,237 @@
+"""``permanence sweep | simulate | daemon | reminders``: time-driven work, wired to a store.
+
+The scheduler package knows nothing of configuration; this module turns ``Settings`` and
+options into runtimes, clocks and daemon options and hands them over.
+"""
+
+from __future__ import annotations
+
+import logging
+import time as time_module
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, time, tzinfo
+from typing import Any
+
+import typer
+
+from ledger.assessment_service import RecordedStressTests
+from permanence.cli import AS_OF, JSON, app, emit, guarded, runtime, settings, today
+from permanence.config import Settings
+from permanence.parsing import UsageError, to_date
+from permanence.runtime import Runtime
+from scheduler import reminders as reminder_store
+from scheduler.reminders import DEFAULT_HORIZON_DAYS, KINDS
+from scheduler.simulate import Step, what_if
+from scheduler.sweep import CHUNK_SIZE, sweep
+
+KIND = typer.Option(None, "--kind", help=f"Only this kind (repeatable): {', '.join(KINDS)}.")
+REMINDER_DAYS = typer.Option(
+    DEFAULT_HORIZON_DAYS, "--reminder-days", min=0, help="Raise reminders due within N days."
+)
+
+
+# ---------------------------------------------------------------------- library entry points
+
+
+def open_runtime(s: Settings, attempts: int = 5) -> Runtime:
+    """Open a runtime, retrying briefly: two daemons starting at the same instant on one
+    PostgreSQL database race in the event store's table creation (CREATE OR REPLACE
+    FUNCTION fails with "tuple concurrently updated" in the loser)."""
+    from eventsourcing.persistence import PersistenceError
+    from sqlalchemy.exc import DBAPIError
+
+    for attempt in range(attempts):
+        try:
+            return Runtime(s)
+        except (PersistenceError, DBAPIError):
+            if attempt == attempts - 1:
+                raise
+            time_module.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+@contextmanager
+def _open(runtime_or_settings: Runtime | Settings) -> Iterator[Runtime]:
+    if isinstance(runtime_or_settings, Runtime):
+        yield runtime_or_settings
+        return
+    rt = Runtime(runtime_or_settings)
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+@contextmanager
+def _open_copy(base: Settings, path: str) -> Iterator[Runtime]:
+    """A runtime on a what-if copy, with the same profiles as the original."""
+    rt = Runtime(base.model_copy(update={"db": path}))
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+def simulate(
+    runtime_or_settings: Runtime | Settings, start: date, end: date, step: str = "1y"
+) -> list[dict[str, Any]]:
+    """Play scheduler time from ``start`` to ``end`` on a copy of the ledger (see
+    :mod:`scheduler.simulate`); one row per step. The ledger itself is not written to."""
+    with _open(runtime_or_settings) as rt:
+        return what_if(rt, rt.store, lambda p: _open_copy(rt.settings, p), start, end, step)
+
+
+# ---------------------------------------------------------------------- commands
+
+
+@app.command("sweep")
+def sweep_command(
+    as_of: str = AS_OF,
+    reminder_days: int = REMINDER_DAYS,
+    chunk_size: int = typer.Option(CHUNK_SIZE, "--chunk-size", min=1, help="Vintages per transaction."),
+    as_json: bool = JSON,
+) -> None:
+    """Run one sweep for a business date: lapses, defaults, period ends, reminders."""
+
+    def body() -> None:
+        day = to_date(as_of, "as-of") or today()
+        with runtime() as rt:
+            result = sweep(rt, day, chunk_size=chunk_size, reminder_days=reminder_days,
+                           stress_log=RecordedStressTests(rt.app))
+        emit(result.to_dict(), as_json, lambda d: (
+            f"sweep {d['as_of']}: {d['lapses_recorded']:,} lapse(s), "
+            f"{d['defaults_recorded']:,} default(s), {d['periods_ended']:,} period end(s), "
+            f"{d['reminders_raised']:,} reminder(s) in {d['duration_ms']:.0f} ms"))
+
+    guarded(body)
+
+
+@app.command("simulate")
+def simulate_command(
+    start: str = typer.Option(..., "--from", help="First business date YYYY-MM-DD."),
+    end: str = typer.Option(..., "--to", help="Last business date YYYY-MM-DD."),
+    step: str = typer.Option("1y", "--step", help="Step: 1y, 6m, 2w, 30d ..."),
+    as_json: bool = JSON,
+) -> None:
+    """What-if: sweep a copy of the ledger step by step; the ledger is not changed."""
+
+    def body() -> None:
+        first, last = to_date(start, "from"), to_date(end, "to")
+        assert first is not None and last is not None
+        try:
+            parsed = Step.parse(step)
+            if last < first:
+                raise ValueError(f"to: {last} is before from: {first}")
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        rows = simulate(settings(), first, last, f"{parsed.count}{parsed.unit}")
+        emit(rows, as_json, _simulation_text)
+
+    guarded(body)
+
+
+def _simulation_text(rows: list[dict[str, Any]]) -> str:
+    head = (f"{'as of':<10} {'lapses':>7} {'defaults':>8} {'ended':>6} {'due proponent':>14} "
+            f"{'due pool':>12} {'arose prop.':>12} {'arose pool':>11} {'exposure':>14} "
+            f"{'buffer':>12} {'coverage':>8}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        cov = "-" if r["coverage_ratio"] is None else f"{r['coverage_ratio']:.3f}"
+        lines.append(
+            f"{r['as_of']:<10} {r['lapses_recorded']:>7,} {r['defaults_recorded']:>8,} "
+            f"{r['periods_ended']:>6,} {r['due'].get('proponent', 0):>14,} {r['due'].get('pool', 0):>12,} "
+            f"{r['arose'].get('proponent', 0):>12,} {r['arose'].get('pool', 0):>11,} "
+            f"{r['exposure']:>14,} {r['buffer_balance']:>12,} {cov:>8}")
+    return "\n".join(lines)
+
+
+@app.command("reminders")
+def reminders_command(
+    kind: list[str] = KIND,
+    due_from: str = typer.Option(None, "--due-from", help="Only reminders due on or after this date."),
+    due_to: str = typer.Option(None, "--due-to", help="Only reminders due on or before this date."),
+    limit: int = typer.Option(None, "--limit", min=1, help="At most this many."),
+    as_json: bool = JSON,
+) -> None:
+    """List recorded reminders (verification, risk reassessment, stress test), soonest first."""
+
+    def body() -> None:
+        for k in kind or []:
+            if k not in KINDS:
+                raise UsageError(f"kind: {k!r} is not one of {', '.join(KINDS)}")
+        first, last = to_date(due_from, "due-from"), to_date(due_to, "due-to")
+        with runtime() as rt:
+            rows = reminder_store.list_reminders(rt.engine, kind, first, last, limit)
+        emit(rows, as_json, lambda d: "\n".join(
+            f"{r['due_on']}  {r['kind']:<22} {r['subject']}"
+            + (f"  (project {r['project']})" if r["project"] and r["project"] != r["subject"] else "")
+            for r in d) or "no reminders")
+
+    guarded(body)
+
+
+@app.command("daemon")
+def daemon_command(
+    http: bool = typer.Option(False, "--http", help="Also serve the HTTP API, with /metrics."),
+    host: str = typer.Option("127.0.0.1", help="HTTP interface."),
+    port: int = typer.Option(8000, help="HTTP port."),
+    sweep_at: str = typer.Option("00:05", "--sweep-at", envvar="PERMANENCE_SWEEP_AT",
+                                 help="Daily sweep time HH:MM."),
+    tz_name: str = typer.Option(None, "--timezone", envvar="PERMANENCE_TIMEZONE",
+                                help="Time zone of the business date and sweep time (default local)."),
+    refresh_seconds: float = typer.Option(2.0, "--refresh-seconds", min=0.1,
+                                          help="Projection catch-up interval."),
+    sweep_on_change: bool = typer.Option(True, "--sweep-on-change/--no-sweep-on-change",
+                                         help="Sweep again after other processes record events."),
+    reminder_days: int = REMINDER_DAYS,
+    log_json: bool = typer.Option(False, "--log-json", help="Structured logs as JSON lines."),
+) -> None:
+    """Run projection catch-up, the scheduler (daily and catch-up sweeps) and optionally HTTP."""
+    from scheduler.daemon import Daemon, DaemonOptions, configure_logging, serve
+
+    def body() -> int:
+        options = DaemonOptions(
+            sweep_at=_clock_time(sweep_at), timezone=_zone(tz_name),
+            refresh_seconds=refresh_seconds, sweep_on_change=sweep_on_change,
+            reminder_days=reminder_days, host=host, port=port,
+        )
+        configure_logging(log_json, logging.INFO)
+        s = settings()
+        rt = open_runtime(s)
+        try:
+            http_app = None
+            lock = None
+            if http:
+                from permanence.http import create_app
+
+                http_app = create_app(s, rt)
+                lock = http_app.state.refresh_lock
+            daemon = Daemon(rt, lambda: open_runtime(s), options, refresh_lock=lock,
+                            stress_log=RecordedStressTests(rt.app))
+            return serve(daemon, http_app)
+        finally:
+            rt.close()
+
+    code = guarded(body)
+    if code:
+        raise typer.Exit(code)
+
+
+def _clock_time(text: str) -> time:
+    try:
+        hh, mm = text.strip().split(":")
+        return time(int(hh), int(mm))
+    except ValueError:
+        raise UsageError(f"sweep-at: {text!r} is not a time HH:MM") from None
+
+
+def _zone(name: str | None) -> tzinfo | None:
+    if not name:
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"timezone: {name!r} is not a known time zone") from None
