@@ -66,15 +66,26 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
+def _merged(page: str, fresh: list[str]) -> list[str]:
+    """Keep the page's other sections, in suite order, replacing the ones just re-run."""
+    old = {}
+    for chunk in page.split("\n## ")[1:]:
+        title = chunk.split("\n", 1)[0]
+        old[title] = "## " + chunk.rstrip() + "\n"
+    new = {s.split("\n", 1)[0][3:]: s.replace("\n", " *(re-run)*\n", 1) for s in fresh}
+    return [new.get(title) or old[title] for _, title, _ in SUITE if title in new or title in old]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
-    parser.add_argument("--only", nargs="*", help="benchmark names to run")
+    parser.add_argument("--only", nargs="*", help="benchmark names to run (page left unchanged)")
+    parser.add_argument("--skip", nargs="*", default=[], help="benchmark names to leave out")
     args = parser.parse_args()
     started = datetime.now(timezone.utc)
     sections = []
     for name, title, target in SUITE:
-        if args.only and name not in args.only:
+        if (args.only and name not in args.only) or name in args.skip:
             continue
         if not (HERE / f"{name}.py").exists():
             continue
@@ -98,8 +109,8 @@ def main() -> None:
     )
     DOC.parent.mkdir(exist_ok=True)
     if args.only and DOC.exists():
-        print("(partial run: docs/benchmarks.md left unchanged)")
-        return
+        sections = _merged(DOC.read_text(encoding="utf-8"), sections)
+        header += "Sections re-run on their own are marked *(re-run)*.\n\n"
     DOC.write_text(header + "\n".join(sections), encoding="utf-8")
     print(f"wrote {DOC}")
 

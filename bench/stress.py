@@ -13,11 +13,16 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from projections.stress import CatastropheParams, PoolContents, simulate
+HERE = Path(__file__).resolve().parent
+# bench/projections.py must not shadow the ``projections`` package: put this folder last
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
+
+from projections.stress import CatastropheParams, PoolContents, simulate  # noqa: E402
 
 MODELS = ("independent", "catastrophe")
 FULL = {"scenarios": 10_000, "horizon": 100, "projects": 5_000}
