@@ -25,6 +25,10 @@ from ledger.errors import InvalidCommand, NothingToDo, UnknownReversal
 from ledger.profiles import Rules
 
 ONE_DAY = timedelta(days=1)
+#: No issuance is a trillion tonnes; the bound keeps every figure within 64-bit columns.
+MAX_TONNES = 10**12
+#: Business dates outside these years are typing errors (and would overflow period ends).
+FIRST_YEAR, LAST_YEAR = 1900, 2200
 _ISSUED_FIELDS = (
     "program", "pool", "project", "vintage_year", "vintage_start", "vintage_end",
     "serial_first", "serial_last", "quantity", "buffer", "crediting_start", "crediting_end",
@@ -374,6 +378,7 @@ class Vintage(BaseAggregate[UUID]):
     # ------------------------------------------------------------------ checks
 
     def _check_dated(self, event_class: type[ev.VintageEvent], on: date) -> None:
+        _check_dates(on=on)
         if on < self.issued_on:
             raise InvalidCommand(f"on: {on} is before the issuance date {self.issued_on}")
         if event_class in ev.AUDIT_FACTS:
@@ -695,12 +700,16 @@ def _check_whole(value: Any, field: str, *, allow_zero: bool) -> None:
         raise InvalidCommand(f"{field}: {value!r} is not a whole number of tonnes")
     if value < 0 or (value == 0 and not allow_zero):
         raise InvalidCommand(f"{field}: must be a positive whole number of tonnes, got {value}")
+    if value > MAX_TONNES:
+        raise InvalidCommand(f"{field}: {value} exceeds the largest quantity, {MAX_TONNES:,} t")
 
 
 def _check_dates(**values: date | None) -> None:
     for field, value in values.items():
         if value is not None and (not isinstance(value, date) or isinstance(value, datetime)):
             raise InvalidCommand(f"{field}: {value!r} is not a date")
+        if value is not None and not FIRST_YEAR <= value.year <= LAST_YEAR:
+            raise InvalidCommand(f"{field}: {value} is outside the years {FIRST_YEAR}-{LAST_YEAR}")
 
 
 def _check_non_empty(field: str, value: str) -> None:

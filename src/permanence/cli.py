@@ -8,6 +8,7 @@ either way one line names the problem and nothing is written.
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
+from eventsourcing.persistence import PersistenceError
+from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.errors import LedgerError
 from permanence.config import ConfigError, Settings
@@ -80,6 +83,10 @@ def guarded(fn: Callable[[], T]) -> T:
         fail(str(e), 2)
     except LedgerError as e:
         fail(str(e), 1)
+    except (PersistenceError, SQLAlchemyError, sqlite3.Error) as e:
+        # a locked, read-only or unreachable store: one line, and the transaction rolled back
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        fail(f"database: {first}", 1)
     raise AssertionError("unreachable")
 
 

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     profiles_dir: Path | None = None
     lock_timeout_seconds: int = Field(default=10, ge=1, le=600)
     actor: str | None = None
+    require_auth: bool = False
 
 
 @dataclass(frozen=True)

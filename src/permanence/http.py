@@ -4,6 +4,11 @@ One :class:`Runtime` per app, opened in the lifespan and closed at shutdown. Rou
 through :func:`get_runtime`, one router per area, so write endpoints and token auth can be
 added later as new routers or router dependencies without touching the reads.
 
+Access: each router is included with a token guard (:data:`ACCESS`, :mod:`permanence.auth`);
+once the database holds an active API token, every route but ``/healthz`` needs one. Request
+bodies are size-limited (413) by :class:`permanence.auth.RequestLimits`. The registries'
+write endpoints (:mod:`permanence.http_write`) always need a ``registry`` token.
+
 Errors follow the CLI: malformed input is 422 and the message names the field; an unknown
 vintage or profile is 404; any other rejection by the ledger is 400. Bodies are
 ``{"detail": "..."}``.
@@ -21,7 +26,10 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from ledger.errors import LedgerError, UnknownProgram, UnknownReversal, UnknownVintage
+from permanence import auth
 from permanence.config import ConfigError, Settings, parse_store
+from permanence.http_stress import router as stress_router
+from permanence.http_write import router as write_router
 from permanence.parsing import UsageError, to_date, to_timestamp
 from permanence.runtime import Runtime
 from projections import queries
@@ -195,7 +203,25 @@ def get_health(rt: RuntimeDep) -> JSONResponse:
     return JSONResponse({"status": "ok", "store": rt.store.kind, "projection_lag": lag})
 
 
-ROUTERS: tuple[APIRouter, ...] = (trustee, ledger, reference, operations)
+ROUTERS: tuple[APIRouter, ...] = (trustee, ledger, reference, operations, stress_router)
+
+WRITE_ROUTERS: tuple[APIRouter, ...] = (write_router,)
+"""The registries' write endpoints (:mod:`permanence.http_write`)."""
+
+ACCESS: tuple[tuple[APIRouter, auth.Access], ...] = (
+    (trustee, auth.TRUSTEE),
+    (ledger, auth.DETAIL),
+    (reference, auth.TRUSTEE),
+    (operations, auth.OPEN),
+    (stress_router, auth.STRESS),
+    (write_router, auth.WRITE),
+)
+"""Which token roles may call each router once auth is enforced (docs/security.md); a
+router not listed here gets :data:`permanence.auth.DEFAULT` (registry and verifier read)."""
+
+
+def access_for(router: APIRouter) -> auth.Access:
+    return next((access for r, access in ACCESS if r is router), auth.DEFAULT)
 
 # ---------------------------------------------------------------------- the app
 
@@ -213,6 +239,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime if runtime is not None else Runtime(settings)
         app.state.runtime = rt
+        app.state.tokens = auth.TokenStore(rt.engine, auth.require_auth_setting(settings))
         try:
             yield
         finally:
@@ -228,8 +255,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.refresh_lock = threading.Lock()
-    for router in ROUTERS:
-        app.include_router(router)
+    for router in (*ROUTERS, *WRITE_ROUTERS):
+        app.include_router(router, dependencies=auth.dependencies_for(access_for(router)))
+    app.add_middleware(auth.RequestLimits)
     app.add_exception_handler(UsageError, _usage_error)
     app.add_exception_handler(ConfigError, _usage_error)
     app.add_exception_handler(LedgerError, _ledger_error)

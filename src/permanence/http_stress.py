@@ -58,7 +58,7 @@ class StressTestRequest(BaseModel):
     pool: str | None = Field(None, description="Pool (default: the ledger's only pool).")
     as_of: str | None = Field(None, description="Business date YYYY-MM-DD (default today).")
     scenarios: int = Field(10_000, description=f"Simulated futures (at most {MAX_SCENARIOS}).")
-    horizon: int = Field(100, description="Years simulated.")
+    horizon: int = Field(100, ge=1, le=500, description="Years simulated (1 to 500).")
     seed: int = 0
     level: list[float] = Field(default_factory=lambda: [0.995], description="VaR/ES levels.")
     target_ruin: float | None = None
@@ -66,7 +66,7 @@ class StressTestRequest(BaseModel):
     avoidable_share: float = 0.0
     default_probability: float = 0.5
     hazard_trend: float = 0.02
-    annual_contributions: int = 0
+    annual_contributions: int = Field(0, ge=0, le=10**12)
     region_by: str = "program"
     cat_probability: float = 0.02
     cat_probability_multiplier: float = 5.0

@@ -40,6 +40,8 @@ def to_quantity(text: str | int, field: str = "quantity", allow_zero: bool = Fal
     raw = str(text).strip().replace("_", "")
     if not raw.lstrip("-").isdigit():
         raise UsageError(f"{field}: {text!r} is not a whole number of tonnes")
+    if len(raw) > 16:
+        raise UsageError(f"{field}: {text!r} is larger than any quantity of tonnes")
     value = int(raw)
     if value < 0 or (value == 0 and not allow_zero):
         raise UsageError(f"{field}: must be a positive whole number of tonnes, got {value}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 #: Modules under ``permanence.commands`` whose commands join the ``permanence`` CLI.
-MODULES: tuple[str, ...] = ()
+MODULES: tuple[str, ...] = ("report", "audit", "scheduling", "risk", "imports", "tokens")
 
 
 def register() -> None:

@@ -1,0 +1,436 @@
+"""API tokens and the HTTP API's access control (see docs/security.md).
+
+Tokens
+    ``permanence token create --role R --name N`` makes a random token (``pmt_`` + 32 random
+    bytes, URL-safe base64), prints it once and stores only its SHA-256 in table
+    ``auth_tokens`` of the ledger's own database. A request presents it as
+    ``Authorization: Bearer <token>``; its hash is compared with each active token's hash
+    by :func:`hmac.compare_digest`. Revoking keeps the row (``revoked_at`` set), so the name
+    an event was ``recorded_by`` (``token:NAME``) stays meaningful and is never reused.
+
+Roles
+    ``registry``: every read, and the ledger's write endpoints.
+    ``verifier``: every read, including audit trails (``/vintages/{id}/history``).
+    ``trustee``: liabilities, buffer, run-off, pools, programs, profiles and stress tests.
+
+When auth is enforced
+    As soon as the database holds one active token, or ``Settings.require_auth`` (env
+    ``PERMANENCE_REQUIRE_AUTH``) is set, every route but ``/healthz`` (and the OpenAPI
+    document) needs a token whose role the route allows: 401 without a valid token, 403 for
+    a role that may not. The check is per request, so the first ``token create`` protects a
+    running server at once, and ``token revoke`` takes effect on the next request. Until
+    then reads are open (a fresh, local install). The ledger's write endpoints always need
+    a ``registry`` token, so that every write can record which token made it.
+
+Request limits
+    :class:`RequestLimits` refuses request bodies over a size (413) and NUL characters in
+    the path or query (422) before any route runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Column, Engine, MetaData, String, Table, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from permanence.parsing import UsageError
+
+ROLES: tuple[str, ...] = ("registry", "verifier", "trustee")
+TOKEN_PREFIX = "pmt_"
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+metadata = MetaData()
+
+auth_tokens = Table(
+    "auth_tokens",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", String(32), nullable=False),
+    Column("revoked_at", String(32)),
+)
+
+
+class TokenError(Exception):
+    """A token command was refused (duplicate name, unknown or already revoked token)."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who made a request: the token's name and role."""
+
+    name: str
+    role: str
+
+    @property
+    def actor(self) -> str:
+        """What events record as ``recorded_by``."""
+        return f"token:{self.name}"
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    name: str
+    role: str
+    created_at: str
+    revoked_at: str | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "role": self.role, "created_at": self.created_at,
+                "revoked_at": self.revoked_at, "active": self.active}
+
+
+# ---------------------------------------------------------------------- storage
+
+
+def create_table(engine: Engine) -> None:
+    """Create ``auth_tokens`` if absent (two processes may race; the loser finds it made)."""
+    try:
+        metadata.create_all(engine, checkfirst=True)
+    except DBAPIError:
+        metadata.create_all(engine, checkfirst=True)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise UsageError(f"role: {role!r} is not one of {', '.join(ROLES)}")
+    return role
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.fullmatch(name or ""):
+        raise UsageError(
+            f"name: {name!r} must be 1-64 letters, digits, '.', '_' or '-' (starting with a "
+            "letter or digit)"
+        )
+    return name
+
+
+def create_token(engine: Engine, name: str, role: str) -> tuple[str, TokenInfo]:
+    """Store a new token's hash under ``name``; returns the token (shown once) and its info."""
+    check_name(name)
+    check_role(role)
+    create_table(engine)
+    token = new_token()
+    info = TokenInfo(name, role, _now(), None)
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(auth_tokens).values(
+                name=name, role=role, token_hash=hash_token(token), created_at=info.created_at,
+                revoked_at=None,
+            ))
+    except IntegrityError:
+        raise TokenError(
+            f"name: a token named {name!r} exists (names of revoked tokens are not reused)"
+        ) from None
+    return token, info
+
+
+def revoke_token(engine: Engine, name: str) -> TokenInfo:
+    create_table(engine)
+    when = _now()
+    with engine.begin() as conn:
+        row = conn.execute(select(auth_tokens).where(auth_tokens.c.name == name)).first()
+        if row is None:
+            raise TokenError(f"name: no token named {name!r}")
+        if row.revoked_at is not None:
+            raise TokenError(f"name: token {name!r} was already revoked at {row.revoked_at}")
+        conn.execute(update(auth_tokens).where(auth_tokens.c.name == name).values(revoked_at=when))
+    return TokenInfo(row.name, row.role, row.created_at, when)
+
+
+def list_tokens(engine: Engine) -> list[TokenInfo]:
+    create_table(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(select(auth_tokens).order_by(auth_tokens.c.created_at,
+                                                         auth_tokens.c.name)).all()
+    return [TokenInfo(r.name, r.role, r.created_at, r.revoked_at) for r in rows]
+
+
+class TokenStore:
+    """Checks presented tokens against the active ones (one small query per request)."""
+
+    def __init__(self, engine: Engine, require_auth: bool = False) -> None:
+        self.engine = engine
+        self.require_auth = require_auth
+        create_table(engine)
+
+    def _active(self) -> list[tuple[str, str, str]]:
+        stmt = select(auth_tokens.c.name, auth_tokens.c.role, auth_tokens.c.token_hash).where(
+            auth_tokens.c.revoked_at.is_(None)
+        )
+        with self.engine.connect() as conn:
+            return [(r[0], r[1], r[2]) for r in conn.execute(stmt)]
+
+    def enforced(self) -> bool:
+        """Whether requests need a token: ``require_auth``, or any active token exists."""
+        if self.require_auth:
+            return True
+        stmt = select(auth_tokens.c.name).where(auth_tokens.c.revoked_at.is_(None)).limit(1)
+        with self.engine.connect() as conn:
+            return conn.execute(stmt).first() is not None
+
+    def authenticate(self, token: str) -> Principal | None:
+        """The active token's principal, or None. Every active hash is compared in full."""
+        presented = hash_token(token)
+        found: Principal | None = None
+        for name, role, stored in self._active():
+            if hmac.compare_digest(presented, stored):
+                found = Principal(name, role)
+        return found
+
+
+def require_auth_setting(settings: Any) -> bool:
+    """``Settings.require_auth`` when the field exists, else env ``PERMANENCE_REQUIRE_AUTH``."""
+    value = getattr(settings, "require_auth", None)
+    if value is None:
+        value = os.environ.get("PERMANENCE_REQUIRE_AUTH", "").strip().lower() in (
+            "1", "true", "yes", "on")
+    return bool(value)
+
+
+# ---------------------------------------------------------------------- access control
+
+
+@dataclass(frozen=True)
+class Access:
+    """Which roles may call a router: ``read`` for GET/HEAD/OPTIONS, ``write`` otherwise.
+
+    ``read=None`` means open to anyone (``/healthz``). ``always`` makes the router need a
+    token even while auth is not enforced (the ledger's write endpoints).
+    """
+
+    read: frozenset[str] | None
+    write: frozenset[str] = frozenset({"registry"})
+    always: bool = False
+
+
+EVERYONE = frozenset(ROLES)
+READERS = frozenset({"registry", "verifier"})
+
+OPEN = Access(read=None, write=frozenset())
+"""No token needed (liveness)."""
+TRUSTEE = Access(read=EVERYONE)
+"""Aggregate figures: every role reads; writes (none today) are the registry's."""
+STRESS = Access(read=EVERYONE, write=frozenset({"registry", "trustee"}))
+"""Stress tests: every role runs them; trustees and registries record them."""
+DETAIL = Access(read=READERS)
+"""Vintage detail and audit trails: registry and verifier."""
+WRITE = Access(read=frozenset({"registry"}), write=frozenset({"registry"}), always=True)
+"""The ledger's write endpoints: registry tokens only, even before auth is enforced."""
+DEFAULT = DETAIL
+"""A router nobody classified: read by registry and verifier, written by registry."""
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+bearer = HTTPBearer(auto_error=False, description="An API token: `permanence token create`.")
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def guard(access: Access) -> Callable[..., Principal | None]:
+    """A router dependency enforcing ``access``; sets ``request.state.principal``."""
+
+    def check(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Principal | None:
+        safe = request.method in SAFE_METHODS
+        allowed = access.read if safe else access.write
+        request.state.principal = None
+        if allowed is None:
+            return None
+        store: TokenStore | None = getattr(request.app.state, "tokens", None)
+        if store is None:
+            raise RuntimeError("the token store is not open: serve the app with its lifespan")
+        if credentials is None:
+            if access.always or store.enforced():
+                raise _unauthorized("authentication required: send 'Authorization: Bearer <token>'")
+            return None
+        principal = store.authenticate(credentials.credentials)
+        if principal is None:
+            raise _unauthorized("invalid or revoked token")
+        if principal.role not in allowed:
+            raise HTTPException(
+                status_code=403,
+                detail=f"role {principal.role!r} may not {request.method} {request.url.path}",
+            )
+        request.state.principal = principal
+        return principal
+
+    return check
+
+
+def principal_of(request: Request) -> Principal:
+    """The authenticated principal of a request that passed a guard needing a token."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:  # pragma: no cover - the router's guard runs first
+        raise _unauthorized("authentication required")
+    return principal
+
+
+def dependencies_for(access: Access) -> list[Any]:
+    """The router dependencies enforcing ``access`` (none for an open router)."""
+    if access == OPEN:
+        return []
+    return [Depends(guard(access))]
+
+
+# ---------------------------------------------------------------------- request limits
+
+MAX_BODY = 1024 * 1024
+"""JSON bodies: 1 MiB."""
+MAX_IMPORT_BODY = 50 * 1024 * 1024
+"""Uploaded registry exports (``/imports/...``): 50 MiB."""
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=f"request body over the limit of {limit:,} bytes")
+
+
+class RequestLimits:
+    """ASGI middleware: 413 for bodies over the limit (declared or streamed), 422 for NULs.
+
+    A declared ``Content-Length`` over the limit is refused before the body is read; a body
+    streamed without one is counted as it arrives and refused once it passes the limit.
+    NUL characters in the path or query are refused: PostgreSQL text cannot hold them, and
+    no identifier the ledger knows contains one.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body: int = MAX_BODY,
+        limits: Iterable[tuple[str, int]] = (("/imports/", MAX_IMPORT_BODY),),
+    ) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.limits = tuple(limits)
+
+    def limit_for(self, path: str) -> int:
+        for prefix, limit in self.limits:
+            if path.startswith(prefix):
+                return limit
+        return self.max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        query: bytes = scope.get("query_string", b"")
+        if "\x00" in path or b"%00" in query or b"\x00" in query:
+            await _reply(send, 422, "path or query contains a NUL character")
+            return
+        limit = self.limit_for(path)
+        for key, value in scope.get("headers", []):
+            if key == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await _reply(send, 400, "invalid Content-Length")
+                    return
+                if declared > limit:
+                    await _reply(send, 413, BodyTooLarge(limit).detail)
+                    return
+        received = 0
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except BodyTooLarge as exc:
+            if started:
+                raise
+            await _reply(send, 413, str(exc.detail))
+
+
+async def _reply(send: Send, status: int, detail: str) -> None:
+    import json
+
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+__all__ = [
+    "DEFAULT",
+    "DETAIL",
+    "EVERYONE",
+    "MAX_BODY",
+    "MAX_IMPORT_BODY",
+    "OPEN",
+    "ROLES",
+    "STRESS",
+    "TRUSTEE",
+    "WRITE",
+    "Access",
+    "Principal",
+    "RequestLimits",
+    "TokenError",
+    "TokenInfo",
+    "TokenStore",
+    "auth_tokens",
+    "create_table",
+    "create_token",
+    "dependencies_for",
+    "guard",
+    "hash_token",
+    "list_tokens",
+    "principal_of",
+    "require_auth_setting",
+    "revoke_token",
+]
