@@ -35,6 +35,7 @@ from permanence.importers.loader import (
 from permanence.runtime import Runtime
 from projections.queries import Filters, buffer, liabilities
 from tests.conftest import shared_data
+from tests.test_import_parsers import data_rows
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "imports"
 CLI = [sys.executable, "-c", "from permanence.cli import main; main()"]
@@ -52,20 +53,6 @@ def events(rt: Runtime) -> int:
 def rejects_of(path: Path) -> list[dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
-
-
-def source_rows(path: Path) -> dict[int, list[str]]:
-    """Each data row by the line it starts on, read independently of the importer."""
-    rows: dict[int, list[str]] = {}
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        next(reader)
-        start = reader.line_num + 1
-        for cells in reader:
-            if any(cell.strip() for cell in cells):
-                rows[start] = cells
-            start = reader.line_num + 1
-    return rows
 
 
 def ledger_totals(rt: Runtime, program: str, as_of: date) -> tuple[int, int]:
@@ -143,7 +130,7 @@ def test_fixture_import_reconciles_and_repeats_as_a_no_op(
         issued_buffer,
     )
     # every rejected row or record is in the rejects file, with its line and its raw row
-    rows = source_rows(path)
+    rows = data_rows(path)
     written = rejects_of(rejects)
     assert sorted({int(r["line"]) for r in written}) == rejected_lines
     assert summary.rejects_file == str(rejects) and summary.rejected == len(written)

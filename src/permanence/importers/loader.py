@@ -570,6 +570,14 @@ class SurrenderCommand(Command):
         return "imported"
 
 
+def _issuance(unit: Unit, program: str, source_key: str) -> Any:
+    """The vintage an issuance key names, or a refusal when the ledger lacks it."""
+    tracked = unit.get(vintage_id_for(program, source_key))
+    if tracked is None:
+        raise Refused(f"issuance {source_key} is not in the ledger")
+    return tracked
+
+
 @dataclass
 class InvalidationCommand(Command):
     records: Sequence[InvalidationRecord]
@@ -578,9 +586,7 @@ class InvalidationCommand(Command):
 
     def apply(self, loader: Loader, unit: Unit) -> Status:
         first = self.records[0]
-        tracked = unit.get(vintage_id_for(first.program, first.source_key))
-        if tracked is None:
-            raise Refused(f"issuance {first.source_key} is not in the ledger")
+        tracked = _issuance(unit, first.program, first.source_key)
         reason = invalidation_reason(first.program, first.source_key)
         remaining = _still_to_do(
             self.quantity,
@@ -602,9 +608,7 @@ class RetirementCommand(Command):
 
     def apply(self, loader: Loader, unit: Unit) -> Status:
         first = self.records[0]
-        tracked = unit.get(vintage_id_for(first.program, first.source_key))
-        if tracked is None:
-            raise Refused(f"issuance {first.source_key} is not in the ledger")
+        tracked = _issuance(unit, first.program, first.source_key)
         mark = (first.on, first.beneficiary)
         remaining = _still_to_do(
             self.quantity, tracked.marks.retirements[mark], f"retirement of {first.source_key}"
