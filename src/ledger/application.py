@@ -78,7 +78,7 @@ class LedgerApp(Application[UUID]):
         super().__init__(env)
         self.catalog = catalog or ProfileCatalog.load()
         self.index = index
-        self.after_save: list[Callable[[], None]] = []
+        self.after_save: list[Callable[[], object]] = []
 
     def construct_mapper(self) -> Mapper[UUID]:
         return PydanticMapper()
@@ -260,7 +260,7 @@ class LedgerApp(Application[UUID]):
 
     def vintage(self, vintage_id: str, version: int | None = None) -> Vintage:
         try:
-            found = self.repository.get(parse_vintage_id(vintage_id), version=version)
+            found: object = self.repository.get(parse_vintage_id(vintage_id), version=version)
         except AggregateNotFoundError:
             raise UnknownVintage(f"vintage: no vintage {vintage_id}") from None
         if not isinstance(found, Vintage):
@@ -273,7 +273,7 @@ class LedgerApp(Application[UUID]):
     def stream(self, vintage_id: str) -> list[VintageEvent]:
         """The vintage's events in stream order."""
         vid = parse_vintage_id(vintage_id)
-        found = list(self.events_of(vid))
+        found: list[Any] = list(self.events_of(vid))
         if not found or not isinstance(found[0], VintageEvent):
             raise UnknownVintage(f"vintage: no vintage {vintage_id}")
         return found

@@ -36,7 +36,7 @@ class DomainEvent(BaseModel):
     originator_id: UUID
     originator_version: int
     timestamp: datetime
-    recorded_by: str | None = Field(default_factory=recording_actor.get)
+    recorded_by: str | None = Field(default_factory=lambda: recording_actor.get())
 
 
 class VintageEvent(DomainEvent, CanMutateAggregate[UUID]):

@@ -118,8 +118,8 @@ class ProgramProfile(BaseModel):
 
     def rule_table(self) -> list[tuple[str, Any, str, str]]:
         """(rule, value, confidence, source) rows, for display."""
-        rows = []
-        for name, field in type(self).model_fields.items():
+        rows: list[tuple[str, Any, str, str]] = []
+        for name in type(self).model_fields:
             value = getattr(self, name)
             if isinstance(value, Rule):
                 rows.append((name, value.value, value.confidence, value.source))

@@ -138,7 +138,7 @@ class Projector:
                     continue  # other aggregates (stress-test records) have no figures here
                 recorded_at = _utc(event.timestamp)
                 vid = str(n.originator_id)
-                vintage, before = self._load(n.originator_id, n.originator_version - 1)
+                vintage, before = self._load(UUID(str(n.originator_id)), n.originator_version - 1)
                 event.mutate(vintage)
                 current = schedule(vintage)
                 changes = difference(before, current)
