@@ -13,7 +13,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -32,6 +32,7 @@ from projections.tables import (
     PROJECTION_TABLES,
     deltas,
     metadata,
+    record_time_text,
     rollup,
     rollup_year,
     tracking,
@@ -310,7 +311,7 @@ def _day(text: str | None) -> date | None:
 
 def _utc_text(stamp: str) -> str:
     """A stored record time as fixed-width UTC text (same as :func:`_utc`)."""
-    return _utc(datetime.fromisoformat(stamp.replace("Z", "+00:00")))
+    return _utc(datetime.fromisoformat(stamp))
 
 
 def _roll_up_plain(
@@ -321,9 +322,7 @@ def _roll_up_plain(
         rolled[k] = rolled.get(k, 0) + amount
 
 
-def _utc(ts: datetime) -> str:
-    """Record times as fixed-width UTC ISO text, so they compare as strings."""
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+_utc = record_time_text
 
 
 def _iso(d: date | None) -> str | None:

@@ -10,13 +10,13 @@ restricted to what had been recorded by ``known_at``. Neither replays an aggrega
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from sqlalchemy import Engine, and_, func, literal, select
 from sqlalchemy.sql import ColumnElement
 
-from projections.tables import deltas, rollup, rollup_year, vintages
+from projections.tables import deltas, record_time_text, rollup, rollup_year, vintages
 
 GroupBy = Literal["program", "project", "pool", "vintage-year", "bearer"]
 GROUP_BY_CHOICES: tuple[str, ...] = ("program", "project", "pool", "vintage-year", "bearer")
@@ -38,11 +38,7 @@ class Filters:
 
 def known_at_text(known_at: datetime | None) -> str | None:
     """Record times are compared as fixed-width UTC text (see ``projections.tables``)."""
-    if known_at is None:
-        return None
-    if known_at.tzinfo is None:
-        known_at = known_at.replace(tzinfo=UTC)
-    return known_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return None if known_at is None else record_time_text(known_at)
 
 
 def _sums(

@@ -18,6 +18,8 @@ they compare correctly as text on both databases and need no conversion on the h
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -31,6 +33,13 @@ from sqlalchemy import (
 )
 
 metadata = MetaData()
+
+
+def record_time_text(ts: datetime) -> str:
+    """A record time as the fixed-width UTC text the tables store (compares as text)."""
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 tracking = Table(
     "proj_tracking",

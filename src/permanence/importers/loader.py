@@ -494,9 +494,7 @@ class BufferRetirementCommand(Command):
                 f"buffer credits of {first.source_key} retired for reversal "
                 f"{first.for_reversal}, but no reversal with that key is recorded"
             )
-        source = unit.get(vintage_id_for(first.program, first.source_key))
-        if source is None:
-            raise Refused(f"issuance {first.source_key} is not in the ledger")
+        source = _issuance(unit, first.program, first.source_key)
         on = first.on or max(
             [source.vintage.issued_on] + [t.vintage.reversals[rid].on for t, rid in parts]
         )
@@ -529,9 +527,7 @@ class SurrenderCommand(Command):
 
     def apply(self, loader: Loader, unit: Unit) -> Status:
         first = self.records[0]
-        source = unit.get(vintage_id_for(first.program, first.source_key))
-        if source is None:
-            raise Refused(f"issuance {first.source_key} is not in the ledger")
+        source = _issuance(unit, first.program, first.source_key)
         on = source.vintage.issued_on
         vintages = loader.project_vintages(unit, first.program, first.project)
         reference = first.source_key
