@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import date
 from uuid import uuid4
 
+import orjson
 import pytest
-from eventsourcing.persistence import Notification
 
 from ledger.mapper import PydanticMapper
 from ledger.profiles import ProfileCatalog
 from ledger.vintage import Vintage
-from projections.projector import _issued_row, _state_row, _utc, issued_figures
+from projections.issued import ROW_COLUMNS, IssuedRows, record_time
+from projections.projector import _issued_row, _state_row, _utc
 from projections.schedule import schedule
 
 CATALOG = ProfileCatalog.load()
@@ -33,10 +34,32 @@ def test_bulk_issued_row_equals_aggregate_row(program: str, extra: dict[str, dat
                       vintage_year=2023, **extra)  # type: ignore[arg-type]
     (event,) = v.collect_events()
     stored = PydanticMapper().to_stored_event(event)
-    n = Notification(id=7, originator_id=stored.originator_id,
-                     originator_version=stored.originator_version, topic=stored.topic,
-                     state=stored.state)
-    row, changes = issued_figures(n)
+    rolled: dict[tuple[str, str, str, str, str], int] = {}
+    row = IssuedRows().row(7, str(stored.originator_id), stored.state, rolled)
     expected = {**_issued_row(v, _utc(event.timestamp), 7), **_state_row(v)}
-    assert row == expected
-    assert changes == schedule(v)
+    assert dict(zip(ROW_COLUMNS, row, strict=True)) == expected
+    assert rolled == {(m, k, d.isoformat(), p.name, p.pool_name): amount
+                      for (m, k, d), amount in schedule(v).items()}
+
+
+def test_bulk_row_reads_records_that_lack_later_optional_fields() -> None:
+    """An ``Issued`` stored before the optional fields existed still projects."""
+    p = CATALOG.get("verra-vcs")
+    v = Vintage.issue(vintage_id=uuid4(), program=p.name, pool=p.pool_name, project="P",
+                      quantity=10, buffer=2, on=date(2030, 1, 1), rules=p.rules())
+    (event,) = v.collect_events()
+    state = orjson.loads(PydanticMapper().to_stored_event(event).state)
+    for name in ("vintage_year", "serial_first", "source_key", "crediting_end", "risk_class"):
+        del state[name]
+    row = IssuedRows().row(1, str(v.id), orjson.dumps(state), {})
+    assert dict(zip(ROW_COLUMNS, row, strict=True)) == {
+        **_issued_row(v, _utc(event.timestamp), 1), **_state_row(v)}
+
+
+@pytest.mark.parametrize("stamp, expected", [
+    ("2026-11-21T07:40:06.225807+00:00", "2026-11-21T07:40:06.225807Z"),
+    ("2026-11-21T07:40:06+00:00", "2026-11-21T07:40:06.000000Z"),
+    ("2026-11-21T09:40:06.5+02:00", "2026-11-21T07:40:06.500000Z"),
+])
+def test_record_time_is_the_tables_utc_text(stamp: str, expected: str) -> None:
+    assert record_time(stamp) == expected

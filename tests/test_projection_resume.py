@@ -9,6 +9,9 @@ import sys
 import textwrap
 from datetime import date, timedelta
 
+import pytest
+
+import projections.projector as projector_module
 from permanence.config import Settings
 from permanence.runtime import Runtime
 from projections.queries import buffer, liabilities
@@ -74,5 +77,35 @@ def test_kill_mid_run_then_resume_equals_rebuild(db_url: str) -> None:
         assert figures[1]["cancelled"] == 150 * 20
         rt.projector.rebuild()
         assert _table_rows(rt) == resumed
+    finally:
+        rt.close()
+
+
+def test_a_failed_rebuild_leaves_the_read_models_as_they_were(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rebuild is one transaction: a failure part-way rolls back the drop as well."""
+    rt = Runtime(Settings(db=db_url))
+    try:
+        ids = rt.app.issue_many([
+            {"program": "icvcm-ccp", "project": f"P{i}", "quantity": 100 + i, "buffer": 10,
+             "on": date(2025, 1, 1) + timedelta(days=i)}
+            for i in range(20)
+        ])
+        rt.app.record_reversal(ids[0], date(2027, 1, 1), 30, "storm")
+        before = _table_rows(rt)
+        position = rt.projector.position()
+
+        def fail(*_: object) -> None:
+            raise RuntimeError("disk full")
+
+        monkeypatch.setattr(projector_module, "_write_rollups", fail)
+        with pytest.raises(RuntimeError, match="disk full"):
+            rt.projector.rebuild()
+        assert _table_rows(rt) == before
+        assert rt.projector.position() == position
+        monkeypatch.undo()
+        assert rt.projector.rebuild() == position
+        assert _table_rows(rt) == before
     finally:
         rt.close()

@@ -493,7 +493,11 @@ def runoff(
 
 @projections_app.command("rebuild")
 def projections_rebuild(as_json: bool = JSON) -> None:
-    """Drop the read models and rebuild them from the event log."""
+    """Rebuild the read models from the event log, in one transaction.
+
+    Until it commits, readers see the old figures (SQLite) or wait (PostgreSQL); if it
+    fails, the old ones stay.
+    """
 
     def body() -> None:
         with runtime() as rt:

@@ -5,28 +5,35 @@ and on PostgreSQL alike): it reads a page of notifications, computes every row c
 memory, and commits the rows and the new tracking position in one transaction. The
 tracking update is conditional on the position it started from, so two projectors racing
 on one database never both apply a page; a process killed mid-page leaves nothing behind.
+
+A rebuild takes another route to the same tables: one transaction from the first event,
+reading the events table directly on SQLite, ``Issued`` records turned into rows without
+aggregates (:mod:`projections.issued`), roll-ups summed in memory and written once, and
+secondary indexes built at the end.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
-from datetime import date, datetime
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
-from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
-from ledger import clock
 from ledger.application import LedgerApp
 from ledger.calendar import add_years
 from ledger.events import Issued, VintageEvent
-from ledger.mapper import decode_state
 from ledger.vintage import Vintage
+from projections.issued import IssuedRows, RollKey
 from projections.schedule import Schedule, difference, schedule
 from projections.tables import (
     PROJECTION_TABLES,
@@ -47,6 +54,19 @@ class ProjectionConflict(Exception):
     """Another projector advanced the tracking position first; this page was discarded."""
 
 
+#: A notification as the projector reads it: (id, originator id, version, topic, state).
+Record = tuple[int, str, int, str, Any]
+
+
+@dataclass
+class PageChanges:
+    """Every row change a page of notifications makes, computed before anything is written."""
+
+    new: dict[str, list[Any]] = field(default_factory=dict)  # issued in this page, full rows
+    changed: dict[str, dict[str, Any]] = field(default_factory=dict)  # state columns only
+    deltas: list[dict[str, Any]] = field(default_factory=list)
+
+
 class Projector:
     """Keeps ``proj_*`` tables in step with the event log."""
 
@@ -55,6 +75,7 @@ class Projector:
         self.engine = engine
         self.page_size = page_size
         self._cache: OrderedDict[UUID, tuple[Vintage, Schedule]] = OrderedDict()
+        self._issued = IssuedRows()
         # one page at a time per process: a web server thread and a writer may both ask
         self._lock = threading.RLock()
 
@@ -71,22 +92,43 @@ class Projector:
         self._cache.clear()
 
     def rebuild(self) -> int:
-        """Drop the read models and rebuild them from the first event.
+        """Replace the read models with ones built from the first event, in one transaction.
 
-        Secondary indexes are dropped for the bulk load and built once at the end, which
-        is several times faster than maintaining them row by row.
+        Until it commits, readers see the old tables (SQLite) or wait for the new ones
+        (PostgreSQL), and a rebuild that fails or is killed leaves the old ones in place. Being one transaction, it needs no per-page
+        tracking: the roll-ups are summed in memory and written once, and the secondary
+        indexes are built once at the end, which is several times faster than maintaining
+        them row by row. Ledger writes on SQLite wait for it (up to the lock timeout).
+        Returns how many notifications were processed.
         """
-        self.drop_tables()
-        self.create_tables()
-        with self.engine.begin() as conn:
-            for index in _secondary_indexes():
-                index.drop(conn)
-        try:
-            return self.catch_up()
-        finally:
-            with self.engine.begin() as conn:
-                for index in _secondary_indexes():
-                    index.create(conn, checkfirst=True)
+        with self._lock, _collector_paused():
+            self._cache.clear()
+            try:
+                with self.engine.connect() as conn, _bulk_settings(conn), conn.begin():
+                    if conn.dialect.name == "sqlite":
+                        # Python's sqlite3 begins only before data changes, so the DROP
+                        # would commit on its own: begin here, taking the write lock now
+                        conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    return self._rebuild(conn)
+            finally:
+                self._cache.clear()
+
+    def _rebuild(self, conn: Connection) -> int:
+        metadata.drop_all(conn, tables=list(PROJECTION_TABLES))
+        metadata.create_all(conn, tables=list(PROJECTION_TABLES))
+        for index in _secondary_indexes():
+            index.drop(conn)
+        rolled: dict[RollKey, int] = {}
+        processed = position = 0
+        while page := self._read(position, max(self.page_size, REBUILD_PAGE), conn):
+            self._write(conn, self._compute(page, rolled))
+            processed += len(page)
+            position = page[-1][0]
+        _write_rollups(conn, rolled)
+        for index in _secondary_indexes():
+            index.create(conn)
+        conn.execute(insert(tracking).values(name=NAME, position=position))
+        return processed
 
     def position(self) -> int:
         with self.engine.connect() as conn:
@@ -107,9 +149,7 @@ class Projector:
         pages = 0
         while max_pages is None or pages < max_pages:
             start = self.position()
-            page = self.app.recorder.select_notifications(
-                start=start + 1, limit=self.page_size
-            )
+            page = self._read(start, self.page_size)
             if not page:
                 break
             try:
@@ -123,34 +163,67 @@ class Projector:
 
     # ------------------------------------------------------------------ processing
 
-    def _process(self, start: int, page: Sequence[Notification]) -> None:
-        vintage_rows: dict[str, dict[str, Any]] = {}
-        delta_rows: list[dict[str, Any]] = []
-        rolled: dict[tuple[str, str, str, str, str], int] = {}
+    def _read(self, after: int, limit: int, conn: Connection | None = None) -> list[Record]:
+        """The next notifications after ``after``.
+
+        On SQLite within a rebuild, straight from the events table on the rebuild's own
+        connection (no notification objects: this is most of a rebuild's reading);
+        otherwise through the recorder.
+        """
+        table = getattr(self.app.recorder, "events_table_name", None)
+        if conn is not None and conn.dialect.name == "sqlite" and table:
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.execute(
+                    f"SELECT rowid, {CANONICAL_ID}, originator_version, topic, state "
+                    f"FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                    (after, limit),
+                )
+                return cursor.fetchall()  # type: ignore[return-value]
+            finally:
+                cursor.close()
+        page = self.app.recorder.select_notifications(start=after + 1, limit=limit)
+        return [(n.id, str(n.originator_id), n.originator_version, n.topic, n.state) for n in page]
+
+    def _process(self, start: int, page: Sequence[Record]) -> None:
+        rolled: dict[RollKey, int] = {}
         try:
-            for n in page:
-                if n.topic == ISSUED_TOPIC:
-                    row, changes = issued_figures(n)
-                    vintage_rows[row["vintage_id"]] = row
-                    _roll_up_plain(rolled, row, changes)
-                    continue
-                event = self.app.mapper.to_domain_event(n)
-                if not isinstance(event, VintageEvent):
-                    continue  # other aggregates (stress-test records) have no figures here
-                recorded_at = _utc(event.timestamp)
-                vid = str(n.originator_id)
-                vintage, before = self._load(UUID(str(n.originator_id)), n.originator_version - 1)
-                event.mutate(vintage)
-                current = schedule(vintage)
-                changes = difference(before, current)
-                delta_rows.extend(_delta_rows(n.id, recorded_at, vintage, changes))
-                self._remember(vintage, current)
-                _roll_up(rolled, vintage, changes)
-                vintage_rows.setdefault(vid, {}).update(_state_row(vintage))
-            self._commit(start, page[-1].id, vintage_rows, delta_rows, rolled)
+            changes = self._compute(page, rolled)
+            self._commit(start, page[-1][0], changes, rolled)
         except BaseException:
             self._cache.clear()
             raise
+
+    def _compute(self, page: Sequence[Record], rolled: dict[RollKey, int]) -> PageChanges:
+        """The page's row changes; its roll-up amounts are added to ``rolled``."""
+        changes = PageChanges()
+        issued_row = self._issued.row
+        for nid, vid, version, topic, state in page:
+            if topic == ISSUED_TOPIC:
+                changes.new[vid] = issued_row(nid, vid, state, rolled)
+                continue
+            event = self.app.mapper.to_domain_event(
+                StoredEvent(originator_id=UUID(vid), originator_version=version, topic=topic,
+                            state=state)
+            )
+            if not isinstance(event, VintageEvent):
+                continue  # other aggregates (stress-test records) have no figures here
+            recorded_at = _utc(event.timestamp)
+            vintage, before = self._load(UUID(vid), version - 1)
+            event.mutate(vintage)
+            current = schedule(vintage)
+            difference_ = difference(before, current)
+            changes.deltas.extend(_delta_rows(nid, recorded_at, vintage, difference_))
+            self._remember(vintage, current)
+            _roll_up(rolled, vintage, difference_)
+            state_row = _state_row(vintage)
+            fresh = changes.new.get(vid)
+            if fresh is not None:  # issued earlier in this same page
+                for column, value in state_row.items():
+                    fresh[COLUMN_INDEX[column]] = value
+            else:
+                changes.changed.setdefault(vid, {}).update(state_row)
+        return changes
 
     def _load(self, vid: UUID, version: int) -> tuple[Vintage, Schedule]:
         cached = self._cache.get(vid)
@@ -166,14 +239,7 @@ class Projector:
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
 
-    def _commit(
-        self,
-        start: int,
-        end: int,
-        vintage_rows: dict[str, dict[str, Any]],
-        delta_rows: list[dict[str, Any]],
-        rolled: dict[tuple[str, str, str, str, str], int],
-    ) -> None:
+    def _commit(self, start: int, end: int, changes: PageChanges, rolled: dict[RollKey, int]) -> None:
         with self.engine.begin() as conn:
             moved = conn.execute(
                 update(tracking)
@@ -182,50 +248,106 @@ class Projector:
             )
             if moved.rowcount != 1:
                 raise ProjectionConflict(f"tracking moved past {start}")
-            new_rows = [r for r in vintage_rows.values() if "issued_on" in r]
-            changed = [r for r in vintage_rows.values() if "issued_on" not in r]
-            if new_rows:
-                # plain DBAPI executemany: the bulk of a rebuild, without per-row compilation
-                conn.exec_driver_sql(
-                    _insert_sql(self.engine), [tuple(r[c] for c in VINTAGE_COLUMNS) for r in new_rows]
-                )
-            if changed:
-                # every changed row carries the same state columns: one executemany
-                columns = [c for c in changed[0] if c != "vintage_id"]
-                conn.execute(
-                    update(vintages)
-                    .where(vintages.c.vintage_id == bindparam("v_id"))
-                    .values({c: bindparam(c) for c in columns}),
-                    [{"v_id": r["vintage_id"], **{c: r[c] for c in columns}} for r in changed],
-                )
-            if delta_rows:
-                conn.execute(insert(deltas), delta_rows)
-            if rolled:
-                conn.exec_driver_sql(
-                    _rollup_sql(self.engine, rollup, "day"),
-                    [(*k, amount) for k, amount in rolled.items()],
-                )
-                yearly: dict[tuple[str, str, int, str, str], int] = {}
-                for (measure, key, day, program, pool), amount in rolled.items():
-                    k = (measure, key, int(day[:4]), program, pool)
-                    yearly[k] = yearly.get(k, 0) + amount
-                conn.exec_driver_sql(
-                    _rollup_sql(self.engine, rollup_year, "year"),
-                    [(*k, amount) for k, amount in yearly.items()],
-                )
+            self._write(conn, changes)
+            _write_rollups(conn, rolled)
+
+    def _write(self, conn: Connection, changes: PageChanges) -> None:
+        if changes.new:
+            # the DBAPI's own executemany: the bulk of a rebuild, with nothing per row
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.executemany(_insert_sql(conn), list(changes.new.values()))
+            finally:
+                cursor.close()
+        if changes.changed:
+            # every changed row carries the same state columns: one executemany
+            rows = list(changes.changed.items())
+            columns = [c for c in rows[0][1] if c != "vintage_id"]
+            conn.execute(
+                update(vintages)
+                .where(vintages.c.vintage_id == bindparam("v_id"))
+                .values({c: bindparam(c) for c in columns}),
+                [{"v_id": vid, **{c: r[c] for c in columns}} for vid, r in rows],
+            )
+        if changes.deltas:
+            conn.execute(insert(deltas), changes.deltas)
 
 
 ISSUED_TOPIC = get_topic(Issued)
 VINTAGE_COLUMNS = tuple(c.name for c in vintages.columns)
+COLUMN_INDEX = {name: i for i, name in enumerate(VINTAGE_COLUMNS)}
+REBUILD_PAGE = 50_000
+CANONICAL_ID = (
+    "CASE WHEN length(originator_id) = 32 THEN substr(originator_id, 1, 8) || '-' || "
+    "substr(originator_id, 9, 4) || '-' || substr(originator_id, 13, 4) || '-' || "
+    "substr(originator_id, 17, 4) || '-' || substr(originator_id, 21) ELSE originator_id END"
+)
+"""eventsourcing's SQLite recorder stores ids as 32 hex digits; the tables use the
+canonical hyphenated form (``str(UUID)``)."""
+"""Notifications read per page during a rebuild (pages only bound memory there)."""
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: a rebuild allocates millions of acyclic rows,
+    and the collections they trigger would otherwise cost a large share of its time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@contextmanager
+def _bulk_settings(conn: Connection) -> Iterator[None]:
+    """Give a rebuild's SQLite connection room to work, and restore it afterwards.
+
+    A larger page cache keeps the primary-key B-tree in memory while a million random ids
+    go in, and the index builds at the end sort in memory.
+    """
+    raw = conn.connection.dbapi_connection
+    if conn.dialect.name != "sqlite" or raw is None:
+        yield
+        return
+    saved = {p: raw.execute(f"PRAGMA {p}").fetchone()[0] for p in ("cache_size", "temp_store")}
+    raw.execute(f"PRAGMA cache_size={REBUILD_CACHE_KIB}")
+    raw.execute("PRAGMA temp_store=MEMORY")
+    try:
+        yield
+    finally:
+        for pragma, value in saved.items():
+            raw.execute(f"PRAGMA {pragma}={int(value)}")
+
+
+REBUILD_CACHE_KIB = -512_000
+"""The rebuild connection's SQLite page cache (negative: KiB), about 500 MB."""
+
+
+def _write_rollups(conn: Connection, rolled: dict[RollKey, int]) -> None:
+    """Add amounts to the daily and yearly roll-ups (insert or increment)."""
+    if not rolled:
+        return
+    conn.exec_driver_sql(
+        _rollup_sql(conn, rollup, "day"), [(*k, amount) for k, amount in rolled.items()]
+    )
+    yearly: dict[tuple[str, str, int, str, str], int] = {}
+    for (measure, key, day, program, pool), amount in rolled.items():
+        k = (measure, key, int(day[:4]), program, pool)
+        yearly[k] = yearly.get(k, 0) + amount
+    conn.exec_driver_sql(
+        _rollup_sql(conn, rollup_year, "year"), [(*k, amount) for k, amount in yearly.items()]
+    )
 
 
 def _secondary_indexes() -> list[Any]:
     return [ix for t in (vintages, deltas, rollup) for ix in t.indexes if not ix.unique]
 
 
-def _rollup_sql(engine: Engine, table: Any, period: str) -> str:
+def _rollup_sql(conn: Connection, table: Any, period: str) -> str:
     """Add amounts to a roll-up (insert or increment), as plain DBAPI executemany."""
-    mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     keys = f"measure, key, {period}, program, pool"
     return (
         f"INSERT INTO {table.name} ({keys}, amount) VALUES ({', '.join([mark] * 6)}) "
@@ -233,93 +355,12 @@ def _rollup_sql(engine: Engine, table: Any, period: str) -> str:
     )
 
 
-def _insert_sql(engine: Engine) -> str:
-    mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+def _insert_sql(conn: Connection) -> str:
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     return (
         f"INSERT INTO {vintages.name} ({', '.join(VINTAGE_COLUMNS)}) "
         f"VALUES ({', '.join([mark] * len(VINTAGE_COLUMNS))})"
     )
-
-
-def issued_figures(n: Notification) -> tuple[dict[str, Any], Schedule]:
-    """A new vintage's row and baseline schedule straight from its ``Issued`` record.
-
-    Bulk path: no aggregate, no validation, the same pure clock functions the aggregate
-    uses (tests check it agrees with the aggregate path for every profile).
-    """
-    state = decode_state(Issued, n.state)
-    rules = state["rules"]
-    on = date.fromisoformat(state["on"])
-    crediting_start = _day(state.get("crediting_start"))
-    start = clock.clock_start(rules["clock"], on, crediting_start)
-    end = clock.period_end(
-        start, rules["period_years"], rules["whichever_later"], _day(state.get("crediting_end"))
-    )
-    due = clock.verification_due(on, rules.get("verification_interval_years"))
-    risk_years = rules.get("risk_reassessment_years")
-    quantity, buffer_, pool = state["quantity"], state["buffer"], state["pool"]
-    exposure_start = max(on, start)
-    changes: Schedule = {}
-    if exposure_start < end and quantity:
-        changes[("exposure", pool, exposure_start)] = quantity
-        changes[("exposure", pool, end)] = -quantity
-    if buffer_:
-        changes[("contributions", pool, on)] = buffer_
-    vintage_id = str(n.originator_id)
-    row = {
-        "vintage_id": vintage_id,
-        "program": state["program"],
-        "pool": pool,
-        "project": state["project"],
-        "vintage_year": state.get("vintage_year") or 0,
-        "serial_first": state.get("serial_first"),
-        "serial_last": state.get("serial_last"),
-        "source_key": state.get("source_key"),
-        "corresponding_adjustment": state.get("corresponding_adjustment"),
-        "quantity": quantity,
-        "buffer": buffer_,
-        "issued_on": on.isoformat(),
-        "exposure_start": exposure_start.isoformat(),
-        "period_end": end.isoformat(),
-        "issued_recorded_at": _utc_text(state["timestamp"]),
-        "issued_nid": n.id,
-        "verification_due": _iso(due),
-        "lapse_arises_on": _iso(clock.lapse_arises_on(due, end, rules.get("grace_days", 0))),
-        "next_default_on": None,
-        "risk_due": _iso(add_years(on, risk_years)) if risk_years else None,
-        "lapse_recorded": False,
-        "period_ended": False,
-        "bearer": pool,
-        "status": "monitored",
-        "exposure_now": quantity,
-        "outstanding_credits": quantity,
-        "retired": 0,
-        "due_proponent": 0,
-        "due_pool": 0,
-        "buffer_rate": None,
-        "annual_probability": None,
-        "risk_class": state.get("risk_class"),
-        "labels": None,
-        "version": 1,
-    }
-    return row, changes
-
-
-def _day(text: str | None) -> date | None:
-    return date.fromisoformat(text) if text else None
-
-
-def _utc_text(stamp: str) -> str:
-    """A stored record time as fixed-width UTC text (same as :func:`_utc`)."""
-    return _utc(datetime.fromisoformat(stamp))
-
-
-def _roll_up_plain(
-    rolled: dict[tuple[str, str, str, str, str], int], row: dict[str, Any], changes: Schedule
-) -> None:
-    for (measure, key, day), amount in changes.items():
-        k = (measure, key, day.isoformat(), row["program"], row["pool"])
-        rolled[k] = rolled.get(k, 0) + amount
 
 
 _utc = record_time_text

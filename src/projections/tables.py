@@ -30,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 metadata = MetaData()
@@ -40,6 +41,14 @@ def record_time_text(ts: datetime) -> str:
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=UTC)
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+def _due_index(name: str, column: str) -> Index:
+    """An index over a due-date column's set values only: the scheduler asks which dates
+    fall on or before a day, never for the unset ones (a recorded lapse, a settled default),
+    so they need no entries; and a smaller index builds faster in a rebuild."""
+    where = text(f"{column} IS NOT NULL")
+    return Index(name, column, sqlite_where=where, postgresql_where=where)
+
 
 tracking = Table(
     "proj_tracking",
@@ -86,11 +95,13 @@ vintages = Table(
     Column("labels", Text),
     Column("version", Integer, nullable=False),
     Index("ix_pv_project", "project"),
-    Index("ix_pv_lapse", "lapse_arises_on"),
+    *(_due_index(name, column) for name, column in (
+        ("ix_pv_lapse", "lapse_arises_on"),
+        ("ix_pv_default", "next_default_on"),
+        ("ix_pv_verification_due", "verification_due"),
+        ("ix_pv_risk_due", "risk_due"),
+    )),
     Index("ix_pv_period_end", "period_end"),
-    Index("ix_pv_default", "next_default_on"),
-    Index("ix_pv_verification_due", "verification_due"),
-    Index("ix_pv_risk_due", "risk_due"),
     Index("ix_pv_pool", "pool"),
     Index("ix_pv_program", "program"),
 )
