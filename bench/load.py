@@ -5,7 +5,9 @@ with a registry token, access log off as behind a reverse proxy) serves ``GET
 /liabilities?by=program``, ``GET /buffer`` and ``GET /vintages/{id}`` to 16 keep-alive
 asyncio connections (``--client httpx`` for an ``httpx.AsyncClient`` instead), while a third process issues vintages in ``issue_many`` batches (projecting them
 as it goes). Reports requests/s, p50/p95/p99 latency and errors per endpoint and overall,
-and the ingest rate. Target on a 2-core machine: at least 500 reads/s, p95 at most 50 ms,
+the ingest rate, and how the server's answer cache did in each phase (from ``/healthz``:
+``hit_ratio`` is the share of trustee answers served without computing them, warm-up
+requests included; ``computed`` how many were computed). Target on a 2-core machine: at least 500 reads/s, p95 at most 50 ms,
 no errors.
 
 Usage: ``.venv/bin/python bench/load.py [--quick] [--db URL]``; ``run(quick)`` returns the
@@ -211,6 +213,21 @@ def _row(name: str, samples: list[tuple[float, bool]], seconds: float) -> dict[s
     }
 
 
+def _answer_stats(port: int) -> dict[str, Any]:
+    """The server's answer-cache counters (``/healthz``, no token needed)."""
+    import httpx
+
+    stats: dict[str, Any] = httpx.get(f"http://{HOST}:{port}/healthz", timeout=10).json()["answers"]
+    return stats
+
+
+def _cache_row(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    delta = {k: after[k] - before[k] for k in ("hits", "misses", "shared")}
+    asked = sum(delta.values())
+    return {"hit_ratio": (delta["hits"] + delta["shared"]) / asked if asked else 0.0,
+            "computed": delta["misses"]}
+
+
 def _stop(proc: subprocess.Popen[Any], terminate: bool) -> None:
     if proc.poll() is None:
         if terminate:
@@ -259,10 +276,13 @@ def run(quick: bool = False, db: str | None = None, client: str = "raw",
 
         def measure(name: str) -> None:
             budget = (MAX_SECONDS - (time.monotonic() - began) - 5) / (2 if not rows else 1)
+            before = _answer_stats(port)
             t0 = time.perf_counter()
             samples = asyncio.run(_load(port, token, ids, max(1.0, min(seconds, budget)),
                                         max_requests, concurrency, client))
-            rows.extend(_phase(name, samples, time.perf_counter() - t0))
+            phase = _phase(name, samples, time.perf_counter() - t0)
+            phase[-1].update(_cache_row(before, _answer_stats(port)))
+            rows.extend(phase)
 
         measure("reads only")
         ingester.stdin.write("go\n")
@@ -297,9 +317,11 @@ def main(argv: list[str] | None = None) -> None:
             phase = r["phase"]
             print(f"-- {phase}")
         if "rps" in r:
+            cache = (f"  answer cache: hit ratio {r['hit_ratio']:.3f}, {r['computed']:,} computed"
+                     if "hit_ratio" in r else "")
             print(f"{r['endpoint']:<30} {r['requests']:>7,} req {r['rps']:>8,.0f} req/s  "
                   f"p50 {r['p50_ms']:6.1f} ms  p95 {r['p95_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
-                  f"errors {r['errors']}")
+                  f"errors {r['errors']}{cache}")
         else:
             print(f"{r['endpoint']:<30} {r['events']:>7,} events {r['rate']:>8,.0f} ev/s "
                   f"({r['store']}, seeded {r['seeded']:,}; {r['concurrency']} {r['client']} "

@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from permanence.config import Settings
 from permanence.http import create_app
@@ -61,14 +63,14 @@ def build_ledger(rt: Runtime) -> Ledger:
     return Ledger(a, b, known_after_a)
 
 
-@pytest.fixture
-def server(db_url: str) -> Iterator[httpx.Client]:
-    """A real uvicorn server on a free loopback port, in a background thread."""
+@contextmanager
+def running(app: FastAPI) -> Iterator[httpx.Client]:
+    """Serve ``app`` with a real uvicorn server on a free loopback port, in a thread."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(Settings(db=db_url)), log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -84,6 +86,13 @@ def server(db_url: str) -> Iterator[httpx.Client]:
         srv.should_exit = True
         thread.join()
         sock.close()
+
+
+@pytest.fixture
+def server(db_url: str) -> Iterator[httpx.Client]:
+    """A real uvicorn server on a free loopback port, in a background thread."""
+    with running(create_app(Settings(db=db_url))) as client:
+        yield client
 
 
 def get(client: httpx.Client, path: str, **params: Any) -> Any:

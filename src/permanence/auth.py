@@ -17,10 +17,17 @@ When auth is enforced
     As soon as the database holds one active token, or ``Settings.require_auth`` (env
     ``PERMANENCE_REQUIRE_AUTH``) is set, every route but ``/healthz`` (and the OpenAPI
     document) needs a token whose role the route allows: 401 without a valid token, 403 for
-    a role that may not. The check is per request, so the first ``token create`` protects a
-    running server at once, and ``token revoke`` takes effect on the next request. Until
-    then reads are open (a fresh, local install). The ledger's write endpoints always need
-    a ``registry`` token, so that every write can record which token made it.
+    a role that may not. Whether auth is enforced is checked on every request, so the first
+    ``token create`` protects a running server at once. Until then reads are open (a fresh,
+    local install). The ledger's write endpoints always need a ``registry`` token, so that
+    every write can record which token made it.
+
+Revocation
+    A server remembers a token it has verified for :data:`TOKEN_RECHECK_SECONDS` (by its
+    SHA-256, at most :data:`MAX_REMEMBERED_TOKENS` of them), then checks it against the
+    database again, so ``token revoke`` takes effect on a running server within that time.
+    Unknown and revoked tokens are never remembered: every attempt with one is checked
+    against the database.
 
 Request limits
     :class:`RequestLimits` refuses request bodies over a size (413) and NUL characters in
@@ -34,12 +41,16 @@ import hmac
 import os
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Column, Engine, MetaData, String, Table, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -49,6 +60,11 @@ from permanence.parsing import UsageError
 ROLES: tuple[str, ...] = ("registry", "verifier", "trustee")
 TOKEN_PREFIX = "pmt_"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+TOKEN_RECHECK_SECONDS = 2.0
+"""How long a server trusts a token it verified before asking the database again: the
+longest a revoked token keeps working on a running server (docs/security.md)."""
+MAX_REMEMBERED_TOKENS = 1024
+"""Verified tokens a server remembers at most (least recently used out first)."""
 
 metadata = MetaData()
 
@@ -116,7 +132,7 @@ def new_token() -> str:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def check_role(role: str) -> str:
@@ -176,11 +192,23 @@ def list_tokens(engine: Engine) -> list[TokenInfo]:
 
 
 class TokenStore:
-    """Checks presented tokens against the active ones (one small query per request)."""
+    """Checks presented tokens against the active ones.
 
-    def __init__(self, engine: Engine, require_auth: bool = False) -> None:
+    A token verified against the database is remembered for ``recheck_seconds`` (keyed by
+    its SHA-256), so a client's requests do not each cost a query of ``auth_tokens``;
+    revocation therefore takes effect within ``recheck_seconds``. Failures are never
+    remembered.
+    """
+
+    def __init__(self, engine: Engine, require_auth: bool = False,
+                 recheck_seconds: float = TOKEN_RECHECK_SECONDS,
+                 max_remembered: int = MAX_REMEMBERED_TOKENS) -> None:
         self.engine = engine
         self.require_auth = require_auth
+        self.recheck_seconds = recheck_seconds
+        self.max_remembered = max_remembered
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._verified_lock = threading.Lock()
         create_table(engine)
 
     def _active(self) -> list[tuple[str, str, str]]:
@@ -206,6 +234,39 @@ class TokenStore:
             if hmac.compare_digest(presented, stored):
                 found = Principal(name, role)
         return found
+
+    def remembered(self, token: str) -> Principal | None:
+        """The principal of ``token`` if it was verified less than ``recheck_seconds`` ago."""
+        presented = hash_token(token)
+        with self._verified_lock:
+            entry = self._verified.get(presented)
+            if entry is None:
+                return None
+            principal, verified_at = entry
+            if time.monotonic() - verified_at >= self.recheck_seconds:
+                del self._verified[presented]
+                return None
+            self._verified.move_to_end(presented)
+            return principal
+
+    def verify(self, token: str) -> Principal | None:
+        """:meth:`remembered`, else :meth:`authenticate` (and remember a success)."""
+        principal = self.remembered(token)
+        if principal is not None:
+            return principal
+        verified_at = time.monotonic()  # before the query: never trusted past its bound
+        principal = self.authenticate(token)
+        if principal is not None and self.recheck_seconds > 0:
+            with self._verified_lock:
+                self._verified[hash_token(token)] = (principal, verified_at)
+                while len(self._verified) > self.max_remembered:
+                    self._verified.popitem(last=False)
+        return principal
+
+    def forget(self) -> None:
+        """Check every token against the database again on its next use."""
+        with self._verified_lock:
+            self._verified.clear()
 
 
 def require_auth_setting(settings: Any) -> bool:
@@ -258,10 +319,15 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def guard(access: Access) -> Callable[..., Principal | None]:
-    """A router dependency enforcing ``access``; sets ``request.state.principal``."""
+def guard(access: Access) -> Callable[..., Coroutine[Any, Any, Principal | None]]:
+    """A router dependency enforcing ``access``; sets ``request.state.principal``.
 
-    def check(
+    Asynchronous, so that a remembered token is accepted without a hop to the threadpool;
+    the database is asked (in the threadpool) only for a token not remembered, or when no
+    token was sent and the answer depends on whether any token exists.
+    """
+
+    async def check(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Principal | None:
@@ -274,10 +340,14 @@ def guard(access: Access) -> Callable[..., Principal | None]:
         if store is None:
             raise RuntimeError("the token store is not open: serve the app with its lifespan")
         if credentials is None:
-            if access.always or store.enforced():
+            if access.always or await run_in_threadpool(store.enforced):
                 raise _unauthorized("authentication required: send 'Authorization: Bearer <token>'")
             return None
-        principal = store.authenticate(credentials.credentials)
+        token = credentials.credentials
+        if safe:
+            principal = store.remembered(token) or await run_in_threadpool(store.verify, token)
+        else:  # a write is checked against the database every time: revocation is immediate
+            principal = await run_in_threadpool(store.authenticate, token)
         if principal is None:
             raise _unauthorized("invalid or revoked token")
         if principal.role not in allowed:
@@ -415,6 +485,7 @@ __all__ = [
     "OPEN",
     "ROLES",
     "STRESS",
+    "TOKEN_RECHECK_SECONDS",
     "TRUSTEE",
     "WRITE",
     "Access",

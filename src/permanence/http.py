@@ -9,6 +9,11 @@ once the database holds an active API token, every route but ``/healthz`` needs 
 bodies are size-limited (413) by :class:`permanence.auth.RequestLimits`. The registries'
 write endpoints (:mod:`permanence.http_write`) always need a ``registry`` token.
 
+Freshness and answers: a read never shows figures older than the events recorded before it
+arrived (:class:`Freshness`), and the trustee endpoints keep their serialised answers per
+question and read-model position (:class:`permanence.answers.AnswerCache`), so a dashboard
+asking the same questions again costs one small query of the event log's head.
+
 Errors follow the CLI: malformed input is 422 and the message names the field; an unknown
 vintage or profile is 404; any other rejection by the ledger is 400. Bodies are
 ``{"detail": "..."}``.
@@ -17,16 +22,19 @@ vintage or profile is 404; any other rejection by the ledger is 400. Bodies are
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from ledger.errors import LedgerError, UnknownProgram, UnknownReversal, UnknownVintage
 from permanence import auth
+from permanence.answers import AnswerCache, Question
 from permanence.config import ConfigError, Settings, parse_store
 from permanence.http_stress import router as stress_router
 from permanence.http_write import router as write_router
@@ -35,6 +43,101 @@ from permanence.runtime import Runtime
 from projections import queries
 
 NOT_FOUND_ERRORS: tuple[type[LedgerError], ...] = (UnknownVintage, UnknownProgram, UnknownReversal)
+
+# ---------------------------------------------------------------------- freshness
+
+PROJECTOR_GRACE_SECONDS = 0.5
+"""How long a read that finds the read models behind the event log waits for another
+projector (a writing process projects its own events right after saving them) before it
+projects the pending events itself."""
+POLL_SECONDS = (0.001, 0.002, 0.004)
+"""Pauses between looks at the tracking position while waiting (the last one repeats)."""
+
+
+class Freshness:
+    """The read-model position a read must reflect: every event recorded before it arrived.
+
+    A read asks the event log for its head (one small query). The tracking position never
+    passes the head and never goes back (but for a rebuild, see :meth:`confirm`), so when
+    this process has already read a position at or past the head, the read models are at
+    exactly that position and nothing more is asked.
+
+    Otherwise events were recorded that this process has not seen projected. Usually the
+    process that recorded them is projecting them at this moment (writers project their
+    own writes); racing it would compute the same page only to lose the conditional commit,
+    holding up reads meanwhile. So one thread per process polls the tracking position until
+    it reaches the head, and projects the pending events itself (under the app's refresh
+    lock, which writes hold too) only if nobody has done so within
+    :data:`PROJECTOR_GRACE_SECONDS` (a writer that does not project, or is gone). Other
+    reads that find lag queue behind that thread and are mostly satisfied by what it saw.
+    Either way the read ends at a position at or past the head it saw.
+    """
+
+    def __init__(self, runtime: Runtime, refresh_lock: threading.Lock,
+                 grace: float = PROJECTOR_GRACE_SECONDS,
+                 on_regress: Callable[[], None] | None = None) -> None:
+        self.runtime = runtime
+        self.refresh_lock = refresh_lock
+        self.grace = grace
+        self.on_regress = on_regress
+        self._seen = -1  # the highest tracking position this process has read
+        self._seen_lock = threading.Lock()
+        self._catching_up = threading.Lock()
+
+    def head(self) -> int:
+        """The last notification id recorded (0 for an empty log)."""
+        return int(self.runtime.app.recorder.max_notification_id() or 0)
+
+    def observe(self) -> int:
+        """A tracking position whose read models include every event recorded before now."""
+        head = self.head()
+        seen = self._seen
+        # the position never passes the head, so head <= seen means they are equal
+        return seen if head <= seen else self._reach(head)
+
+    def confirm(self, position: int) -> None:
+        """Make sure the read models are still at ``position`` or later before answering.
+
+        They go backwards only when rebuilt (dropped and replayed from the first event):
+        then what this process saw and the answers kept are forgotten, and the read catches
+        up as any read that finds lag does.
+        """
+        current = self.runtime.projector.position()
+        if current >= position:
+            return
+        with self._seen_lock:
+            self._seen = min(self._seen, current)
+        if self.on_regress is not None:
+            self.on_regress()
+        self._reach(position)
+
+    def _note(self, position: int) -> int:
+        with self._seen_lock:
+            self._seen = max(self._seen, position)
+        return position
+
+    def _reach(self, target: int) -> int:
+        with self._catching_up:
+            if self._seen >= target:  # the thread before this one got there
+                return self._seen
+            position = self._wait_for_projector(target)
+            if position < target:
+                with self.refresh_lock:
+                    self.runtime.refresh()
+                position = self.runtime.projector.position()
+            return self._note(position)
+
+    def _wait_for_projector(self, target: int) -> int:
+        deadline = time.monotonic() + self.grace
+        pauses = iter(POLL_SECONDS)
+        pause = 0.0
+        while True:
+            position = self.runtime.projector.position()
+            if position >= target or time.monotonic() >= deadline:
+                return position
+            pause = next(pauses, pause)
+            time.sleep(pause)
+
 
 # ---------------------------------------------------------------------- dependencies
 
@@ -47,21 +150,41 @@ def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
+async def _runtime_dependency(request: Request) -> Runtime:
+    # async: a plain attribute read needs no hop to the threadpool
+    return get_runtime(request)
+
+
 def fresh_runtime(request: Request) -> Runtime:
     """The runtime with its read models caught up, so reads never show stale figures.
 
     Another process (the daemon, an import) may have recorded events it has not projected
-    yet; catching up here is one cheap query when nothing is pending. The lock keeps the
-    threadpool's requests from projecting the same page twice in this process.
+    yet; :class:`Freshness` waits for them to be projected (or projects them) first.
     """
     runtime = get_runtime(request)
-    with request.app.state.refresh_lock:
-        runtime.refresh()
+    request.app.state.freshness.observe()
     return runtime
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-ReadRuntimeDep = Annotated[Runtime, Depends(fresh_runtime)]
+def answer(request: Request, question: Question, compute: Callable[[Runtime], Any]) -> Response:
+    """The JSON answer to ``question``, from the app's answer cache or ``compute(runtime)``.
+
+    The cache key is the question and the position :class:`Freshness` observed, so the
+    answer includes at least every event recorded before the request arrived.
+    """
+    runtime = get_runtime(request)
+    freshness: Freshness = request.app.state.freshness
+    answers: AnswerCache = request.app.state.answers
+    position = freshness.observe()
+
+    def computed() -> bytes:
+        freshness.confirm(position)
+        return orjson.dumps(compute(runtime))
+
+    return Response(answers.answer(question, position, computed), media_type="application/json")
+
+
+RuntimeDep = Annotated[Runtime, Depends(_runtime_dependency)]
 
 # ---------------------------------------------------------------------- query parameters
 
@@ -93,9 +216,10 @@ reference = APIRouter(tags=["reference"])
 operations = APIRouter(tags=["operations"])
 
 
-@trustee.get("/liabilities", summary="Exposure and due liability by obligor")
+@trustee.get("/liabilities", summary="Exposure and due liability by obligor",
+             response_model=dict[str, Any])
 def get_liabilities(
-    rt: ReadRuntimeDep,
+    request: Request,
     program: Annotated[str | None, Query(description="Only this program.")] = None,
     project: Annotated[str | None, Query(description="Only this project.")] = None,
     pool: PoolQuery = None,
@@ -108,42 +232,55 @@ def get_liabilities(
     ] = None,
     as_of: AsOfQuery = None,
     known_at: KnownAtQuery = None,
-) -> dict[str, Any]:
+) -> Response:
     """Outstanding liabilities as of a date, optionally as recorded by ``known_at``."""
     if by is not None and by not in queries.GROUP_BY_CHOICES:
         raise UsageError(f"by: {by!r} is not one of {', '.join(queries.GROUP_BY_CHOICES)}")
     day = day_or_today(as_of, "as_of")
     kt = to_timestamp(known_at, "known_at")
-    return queries.liabilities(rt.engine, day, queries.Filters(program, project, pool), kt, by)
+    filters = queries.Filters(program, project, pool)
+    question = ("/liabilities", program, project, pool, by, day.isoformat(), _iso(kt))
+    return answer(request, question,
+                  lambda rt: queries.liabilities(rt.engine, day, filters, kt, by))
 
 
-@trustee.get("/buffer", summary="Buffer balance and coverage ratio per pool")
+@trustee.get("/buffer", summary="Buffer balance and coverage ratio per pool",
+             response_model=dict[str, Any])
 def get_buffer(
-    rt: ReadRuntimeDep,
+    request: Request,
     pool: PoolQuery = None,
     as_of: AsOfQuery = None,
     known_at: KnownAtQuery = None,
-) -> dict[str, Any]:
+) -> Response:
     """Contributions - cancelled - on hold, and balance / exposure borne by the pool."""
     day = day_or_today(as_of, "as_of")
     kt = to_timestamp(known_at, "known_at")
-    return queries.buffer(rt.engine, day, pool, kt)
+    question = ("/buffer", pool, day.isoformat(), _iso(kt))
+    return answer(request, question, lambda rt: queries.buffer(rt.engine, day, pool, kt))
 
 
-@trustee.get("/runoff", summary="Exposure ending in each future year")
-def get_runoff(rt: ReadRuntimeDep, pool: PoolQuery = None, as_of: AsOfQuery = None) -> dict[str, Any]:
+@trustee.get("/runoff", summary="Exposure ending in each future year",
+             response_model=dict[str, Any])
+def get_runoff(request: Request, pool: PoolQuery = None, as_of: AsOfQuery = None) -> Response:
     """The run-off ladder: when today's exposure leaves the books."""
-    return queries.runoff(rt.engine, day_or_today(as_of, "as_of"), pool)
+    day = day_or_today(as_of, "as_of")
+    return answer(request, ("/runoff", pool, day.isoformat()),
+                  lambda rt: queries.runoff(rt.engine, day, pool))
 
 
-@trustee.get("/pools", summary="Pools that hold vintages")
-def get_pools(rt: ReadRuntimeDep) -> list[str]:
-    return queries.pools(rt.engine)
+@trustee.get("/pools", summary="Pools that hold vintages", response_model=list[str])
+def get_pools(request: Request) -> Response:
+    return answer(request, ("/pools",), lambda rt: queries.pools(rt.engine))
 
 
-@trustee.get("/programs", summary="Programs that hold vintages")
-def get_programs(rt: ReadRuntimeDep) -> list[str]:
-    return queries.programs(rt.engine)
+@trustee.get("/programs", summary="Programs that hold vintages", response_model=list[str])
+def get_programs(request: Request) -> Response:
+    return answer(request, ("/programs",), lambda rt: queries.programs(rt.engine))
+
+
+def _iso(value: date | None) -> str | None:
+    # the text, not the object, keys an answer: equal instants in other zones print differently
+    return None if value is None else value.isoformat()
 
 
 VintageId = Annotated[str, Path(description="Vintage id (a UUID).")]
@@ -193,14 +330,16 @@ def get_profile(rt: RuntimeDep, name: str) -> dict[str, Any]:
     return rt.catalog.get(name).model_dump(mode="json")
 
 
-@operations.get("/healthz", summary="Liveness and projection lag")
-def get_health(rt: RuntimeDep) -> JSONResponse:
+@operations.get("/healthz", summary="Liveness, projection lag and answer-cache counters")
+def get_health(request: Request, rt: RuntimeDep) -> JSONResponse:
     """200 when the store answers; 503 (with the reason) when it does not."""
     try:
         lag = rt.projector.lag()
     except Exception as e:  # noqa: BLE001 - any store failure means "unhealthy"
         return JSONResponse({"status": "unavailable", "detail": str(e)}, status_code=503)
-    return JSONResponse({"status": "ok", "store": rt.store.kind, "projection_lag": lag})
+    answers: AnswerCache = request.app.state.answers
+    return JSONResponse({"status": "ok", "store": rt.store.kind, "projection_lag": lag,
+                         "answers": answers.stats().as_dict()})
 
 
 ROUTERS: tuple[APIRouter, ...] = (trustee, ledger, reference, operations, stress_router)
@@ -226,20 +365,25 @@ def access_for(router: APIRouter) -> auth.Access:
 # ---------------------------------------------------------------------- the app
 
 
-def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+def create_app(settings: Settings, runtime: Runtime | None = None, *,
+               answers: AnswerCache | None = None) -> FastAPI:
     """Build the API on ``settings``' store, or on a caller's open ``runtime``.
 
     A runtime passed in stays the caller's to close; one opened here is closed at shutdown.
     The store URL is checked now, so ``permanence serve`` fails fast with a clear message.
+    ``answers`` is the trustee endpoints' answer cache (default: a new one of the default
+    size; its counters are reported by ``/healthz``).
     """
     if runtime is None:
         parse_store(settings.db, settings.lock_timeout_seconds)
+    cache = answers if answers is not None else AnswerCache()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime if runtime is not None else Runtime(settings)
         app.state.runtime = rt
         app.state.tokens = auth.TokenStore(rt.engine, auth.require_auth_setting(settings))
+        app.state.freshness = Freshness(rt, app.state.refresh_lock, on_regress=cache.clear)
         try:
             yield
         finally:
@@ -255,6 +399,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.refresh_lock = threading.Lock()
+    app.state.answers = cache
     for router in (*ROUTERS, *WRITE_ROUTERS):
         app.include_router(router, dependencies=auth.dependencies_for(access_for(router)))
     app.add_middleware(auth.RequestLimits)
