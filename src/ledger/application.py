@@ -8,6 +8,8 @@ transaction, which is both atomic and several times faster than one save each.
 from __future__ import annotations
 
 import gc
+import random
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
@@ -24,7 +26,18 @@ from ledger.profiles import ProfileCatalog
 from ledger.vintage import Vintage
 
 R = TypeVar("R")
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 16
+BACKOFF_CAP_SECONDS = 0.05
+
+
+def back_off(attempt: int) -> None:
+    """Wait a random, growing moment before retrying a conflicted save.
+
+    Two writers on one vintage that retry at once can keep colliding, the slower one
+    losing every time; a jittered pause lets one of them through.
+    """
+    time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, 0.001 * 2**attempt)))
+
 _ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://permanence.example/vintage")
 
 
@@ -295,6 +308,7 @@ class LedgerApp(Application[UUID]):
             except RecordConflictError:
                 if attempt == MAX_ATTEMPTS - 1:
                     raise
+                back_off(attempt)
         raise AssertionError("unreachable")
 
     def _batch(
@@ -327,4 +341,5 @@ class LedgerApp(Application[UUID]):
             except RecordConflictError:
                 if attempt == MAX_ATTEMPTS - 1:
                     raise
+                back_off(attempt)
         raise AssertionError("unreachable")

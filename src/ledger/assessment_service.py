@@ -16,7 +16,7 @@ from typing import Any
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import RecordConflictError
 
-from ledger.application import MAX_ATTEMPTS, LedgerApp
+from ledger.application import MAX_ATTEMPTS, LedgerApp, back_off
 from ledger.calendar import add_years
 from ledger.errors import InvalidCommand, UnknownVintage
 from ledger.profiles import ProgramProfile
@@ -204,6 +204,7 @@ def record_stress_test(
         except RecordConflictError:
             if attempt == MAX_ATTEMPTS - 1:
                 raise
+            back_off(attempt)
     raise AssertionError("unreachable")
 
 

@@ -74,7 +74,7 @@ from uuid import UUID
 from eventsourcing.persistence import RecordConflictError
 from sqlalchemy import Engine, select
 
-from ledger.application import LedgerApp, vintage_id_for
+from ledger.application import MAX_ATTEMPTS, LedgerApp, back_off, vintage_id_for
 from ledger.errors import LedgerError
 from ledger.events import (
     Compensated,
@@ -105,7 +105,6 @@ if TYPE_CHECKING:
     from permanence.runtime import Runtime
 
 BATCH = 2_000
-MAX_ATTEMPTS = 8
 
 Kind = Literal[
     "issuance", "reversal", "buffer_retirement", "surrender", "invalidation", "retirement"
@@ -756,6 +755,7 @@ class Loader:
             except RecordConflictError:
                 if attempt == MAX_ATTEMPTS - 1:
                     raise
+                back_off(attempt)
                 there = self.app.existing([vid for _, vid in fresh])
                 present |= there
                 fresh = [(r, vid) for r, vid in fresh if vid not in there]
@@ -809,6 +809,7 @@ class Loader:
                 except RecordConflictError:
                     if attempt == MAX_ATTEMPTS - 1:
                         raise
+                    back_off(attempt)
             for command, outcome in zip(chunk, outcomes):
                 counts = summary.kinds[command.kind]
                 if outcome.status == "rejected":
