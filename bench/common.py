@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 PG_BASE = os.environ.get("PERMANENCE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 PROGRAMS = ("icvcm-ccp", "verra-vcs", "acr", "car-forest", "carb-forest", "gold-standard", "puro")
@@ -64,7 +64,7 @@ def postgres_store() -> Iterator[str]:
 
 
 class Timer:
-    def __enter__(self) -> Timer:
+    def __enter__(self) -> Self:
         self.start = time.perf_counter()
         return self
 

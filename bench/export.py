@@ -12,11 +12,11 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 
-from common import Timer, sqlite_store, vintage_specs  # noqa: E402
+from common import Timer, sqlite_store, vintage_specs
 
-from permanence.config import Settings  # noqa: E402
-from permanence.runtime import Runtime  # noqa: E402
-from projections.export import verify_export, write_export  # noqa: E402
+from permanence.config import Settings
+from permanence.runtime import Runtime
+from projections.export import verify_export, write_export
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:

@@ -18,10 +18,10 @@ HERE = Path(__file__).resolve().parent
 # bench/projections.py must not shadow the ``projections`` package: put this folder last
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 
-from common import Timer, postgres_available, postgres_store, sqlite_store, vintage_specs  # noqa: E402
+from common import Timer, postgres_available, postgres_store, sqlite_store, vintage_specs
 
-from permanence.config import Settings  # noqa: E402
-from permanence.runtime import Runtime  # noqa: E402
+from permanence.config import Settings
+from permanence.runtime import Runtime
 
 BATCH = 10_000
 

@@ -33,6 +33,16 @@ from projections.projector import REBUILD_CACHE_KIB, REBUILD_PAGE
 from projections.queries import Filters, liabilities
 from projections.tables import deltas, metadata, rollup, rollup_year, vintages
 
+NOTE = """
+`rebuild floor`: the rows this rebuild wrote, read back into memory and written by raw
+`sqlite3` to a fresh file the way the rebuild writes them (one transaction, `executemany`,
+secondary indexes built at the end): what writing the read models costs on this disk before
+any event is read or decoded. `rebuild_vs_floor` is the floor's time over the rebuild's.
+Each of the million `Issued` events becomes one `proj_vintages` row (34 columns, its primary
+key and eight secondary indexes: due dates, project, pool, program), so the floor, not the
+projector's Python, is what stands between this design and 100,000 events/s here.
+"""
+
 BATCH = 20_000
 QUERY_RUNS = 200
 

@@ -14,7 +14,7 @@ import platform
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,8 @@ SUITE = (
     ("ingest", "Bulk issuance (issue 2)",
      "at least 50,000 events/s on SQLite, i.e. at least 1/6 of the raw sqlite3 baseline"),
     ("projections", "Read models (issue 3)",
-     "rebuild at least 100,000 events/s on SQLite; liabilities by program p95 <= 50 ms and an "
-     "as-of query p95 <= 200 ms at 1,000,000 vintages"),
+     ("rebuild at least 100,000 events/s on SQLite; liabilities by program p95 <= 50 ms and "
+      "an as-of query p95 <= 200 ms at 1,000,000 vintages")),
     ("sweep", "Scheduler sweep (issue 4)",
      "a sweep with nothing due in at most 50 ms; time to record 10,000 lapses among 1,000,000"),
     ("stress", "Stress tester (issue 5)", "10,000 scenarios x 100 years x 5,000 projects in <= 30 s and <= 2 GB"),
@@ -66,13 +66,16 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
+RERUN = " *(re-run)*"
+
+
 def _merged(page: str, fresh: list[str]) -> list[str]:
     """Keep the page's other sections, in suite order, replacing the ones just re-run."""
     old = {}
     for chunk in page.split("\n## ")[1:]:
-        title = chunk.split("\n", 1)[0]
+        title = chunk.split("\n", 1)[0].removesuffix(RERUN)  # an earlier re-run keeps its mark
         old[title] = "## " + chunk.rstrip() + "\n"
-    new = {s.split("\n", 1)[0][3:]: s.replace("\n", " *(re-run)*\n", 1) for s in fresh}
+    new = {s.split("\n", 1)[0][3:]: s.replace("\n", RERUN + "\n", 1) for s in fresh}
     return [new.get(title) or old[title] for _, title, _ in SUITE if title in new or title in old]
 
 
@@ -82,7 +85,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="benchmark names to run (page left unchanged)")
     parser.add_argument("--skip", nargs="*", default=[], help="benchmark names to leave out")
     args = parser.parse_args()
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     sections = []
     for name, title, target in SUITE:
         if (args.only and name not in args.only) or name in args.skip:
@@ -92,8 +95,12 @@ def main() -> None:
         print(f"== {name}", flush=True)
         t = time.perf_counter()
         try:
-            rows = load(name).run(args.quick)
+            module = load(name)
+            rows = module.run(args.quick)
             body = table(rows) if rows else "(no rows)"
+            note = getattr(module, "NOTE", "").strip()  # how to read the table; kept with it
+            if note:
+                body += "\n\n" + note
         except Exception:  # noqa: BLE001 - a failed benchmark is reported, not hidden
             body = "FAILED:\n\n```\n" + traceback.format_exc() + "```"
         print(body, flush=True)

@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 # bench/projections.py must not shadow the ``projections`` package: put this folder last
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 
-from projections.stress import CatastropheParams, PoolContents, simulate  # noqa: E402
+from projections.stress import CatastropheParams, PoolContents, simulate
 
 MODELS = ("independent", "catastrophe")
 FULL = {"scenarios": 10_000, "horizon": 100, "projects": 5_000}

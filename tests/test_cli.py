@@ -18,7 +18,8 @@ EXE = [sys.executable, "-m", "permanence.cli"]
 
 def run(db: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PERMANENCE_DB": db}
-    return subprocess.run([*EXE, *args], capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run([*EXE, *args], capture_output=True, text=True, env=env, timeout=60,
+                          check=False)
 
 
 def event_count(db: str) -> int:

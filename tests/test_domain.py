@@ -14,7 +14,13 @@ import pytest
 
 from ledger.calendar import add_years
 from ledger.classification import classify
-from ledger.errors import InvalidCommand, NothingToDo, ProfileRejected, UnknownProgram, UnknownReversal
+from ledger.errors import (
+    InvalidCommand,
+    NothingToDo,
+    ProfileRejected,
+    UnknownProgram,
+    UnknownReversal,
+)
 from ledger.profiles import ProfileCatalog, parse_profile
 from ledger.vintage import Vintage
 

@@ -6,7 +6,7 @@ Figures are computed by hand from the brief's reference semantics, to the tonne.
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import select, text
@@ -114,7 +114,7 @@ def test_known_at_hides_a_back_dated_event_recorded_later(runtime: Runtime) -> N
     vid = app.issue(program="icvcm-ccp", project="P", quantity=10_000, buffer=2_500,
                     on=date(2025, 1, 1))
     time.sleep(0.02)
-    between = datetime.now(timezone.utc)
+    between = datetime.now(UTC)
     time.sleep(0.02)
     app.record_reversal(vid, date(2026, 1, 1), 700, "storm")  # back-dated, recorded now
     e = runtime.engine
@@ -122,7 +122,7 @@ def test_known_at_hides_a_back_dated_event_recorded_later(runtime: Runtime) -> N
     earlier = liabilities(e, date(2027, 1, 1), known_at=between)
     assert earlier["due"]["pool"] == 0
     assert earlier["exposure"] == 10_000
-    before_issue = liabilities(e, date(2027, 1, 1), known_at=datetime(2000, 1, 1, tzinfo=timezone.utc))
+    before_issue = liabilities(e, date(2027, 1, 1), known_at=datetime(2000, 1, 1, tzinfo=UTC))
     assert before_issue["exposure"] == 0
 
 

@@ -10,9 +10,9 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from pydantic import BaseModel
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
+from pydantic import BaseModel
 
 from ledger.events import DomainEvent
 

@@ -17,8 +17,8 @@ from uuid import UUID
 from eventsourcing.domain import BaseAggregate
 from eventsourcing.utils import get_topic
 
-from ledger import events as ev
 from ledger import clock
+from ledger import events as ev
 from ledger.calendar import add_days
 from ledger.classification import Classification, classify
 from ledger.errors import InvalidCommand, NothingToDo, UnknownReversal
@@ -705,11 +705,11 @@ def _check_whole(value: Any, field: str, *, allow_zero: bool) -> None:
 
 
 def _check_dates(**values: date | None) -> None:
-    for field, value in values.items():
+    for name, value in values.items():
         if value is not None and (not isinstance(value, date) or isinstance(value, datetime)):
-            raise InvalidCommand(f"{field}: {value!r} is not a date")
+            raise InvalidCommand(f"{name}: {value!r} is not a date")
         if value is not None and not FIRST_YEAR <= value.year <= LAST_YEAR:
-            raise InvalidCommand(f"{field}: {value} is outside the years {FIRST_YEAR}-{LAST_YEAR}")
+            raise InvalidCommand(f"{name}: {value} is outside the years {FIRST_YEAR}-{LAST_YEAR}")
 
 
 def _check_non_empty(field: str, value: str) -> None:

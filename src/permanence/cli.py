@@ -39,6 +39,7 @@ app.add_typer(projections_app, name="projections")
 
 JSON = typer.Option(False, "--json", help="Print JSON.")
 AS_OF = typer.Option(None, "--as-of", help="Business date YYYY-MM-DD (default today).")
+PLOT = typer.Option(None, "--plot", help="Write the run-off ladder as PNG.")
 KNOWN_AT = typer.Option(None, "--known-at", help="Only what had been recorded by this time.")
 
 
@@ -468,7 +469,7 @@ def buffer(
 def runoff(
     pool: str = typer.Option(None, help="Only this pool."),
     as_of: str = AS_OF,
-    plot: Path = typer.Option(None, "--plot", help="Write the run-off ladder as PNG."),
+    plot: Path = PLOT,
     as_json: bool = JSON,
 ) -> None:
     """Exposure ending in each future year (the run-off ladder)."""
@@ -559,6 +560,6 @@ _register_commands()
 if __name__ == "__main__":
     # Run as ``python -m permanence.cli``: delegate to the imported module, whose ``app``
     # is the one the command modules registered on (this file runs here as ``__main__``).
-    from permanence import cli as _cli
+    from permanence import cli as _cli  # noqa: PLW0406 - the imported module, see above
 
     _cli.main()

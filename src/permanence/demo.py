@@ -27,7 +27,8 @@ def permanence(*args: str, show: bool = True) -> str:
     if show:
         print(f"$ permanence {' '.join(shlex.quote(a) for a in args)}")
     done = subprocess.run(
-        [sys.executable, "-m", "permanence.cli", *args], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "permanence.cli", *args], env=env, capture_output=True, text=True,
+        check=False,
     )
     if done.returncode != 0:
         print(done.stderr.strip(), file=sys.stderr)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from ledger.calendar import parse_iso_date
 
@@ -28,11 +28,11 @@ def to_timestamp(text: str | None, field: str = "known-at") -> datetime | None:
     try:
         if len(raw) == 10:
             d = date.fromisoformat(raw)
-            return datetime(d.year, d.month, d.day, 23, 59, 59, 999999, tzinfo=timezone.utc)
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            return datetime(d.year, d.month, d.day, 23, 59, 59, 999999, tzinfo=UTC)
+        value = datetime.fromisoformat(raw)  # accepts "Z" (Python 3.11+)
     except ValueError:
         raise UsageError(f"{field}: {text!r} is not an ISO timestamp (YYYY-MM-DDTHH:MM:SS)") from None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def to_quantity(text: str | int, field: str = "quantity", allow_zero: bool = False) -> int:
