@@ -116,8 +116,14 @@ def main() -> None:
     )
     DOC.parent.mkdir(exist_ok=True)
     if args.only and DOC.exists():
-        sections = _merged(DOC.read_text(encoding="utf-8"), sections)
-        header += "Sections re-run on their own are marked *(re-run)*.\n\n"
+        page = DOC.read_text(encoding="utf-8")
+        sections = _merged(page, sections)
+        # the full run's header stays (its date and load are those of the other sections)
+        kept = [p for p in page.split("\n## ")[0].split("\n\n") if not p.startswith("Sections re-run")]
+        header = "\n\n".join(kept).rstrip() + "\n\n"
+        stamp = f"{started:%Y-%m-%d %H:%M}"
+        header += (f"Sections re-run on their own are marked *(re-run)* (last on {stamp} UTC, "
+                   f"load average at the end {load_avg}).\n\n")
     DOC.write_text(header + "\n".join(sections), encoding="utf-8")
     print(f"wrote {DOC}")
 
