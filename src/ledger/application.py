@@ -30,13 +30,24 @@ MAX_ATTEMPTS = 16
 BACKOFF_CAP_SECONDS = 0.05
 
 
-def back_off(attempt: int) -> None:
-    """Wait a random, growing moment before retrying a conflicted save.
+def retry_on_conflict(attempt: Callable[[], R], after_conflict: Callable[[], None] | None = None) -> R:
+    """Run ``attempt`` (load, act, save) again after each concurrency conflict.
 
-    Two writers on one vintage that retry at once can keep colliding, the slower one
-    losing every time; a jittered pause lets one of them through.
+    ``save`` does not retry: another writer saved the same aggregate first, so the command
+    must be re-run on a fresh copy. Between tries comes a random, growing pause: two
+    writers that retry at once can otherwise keep colliding, the slower one losing every
+    time. ``after_conflict`` runs before the next try; the last conflict is raised.
     """
-    time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, 0.001 * 2**attempt)))
+    for n in range(MAX_ATTEMPTS):
+        try:
+            return attempt()
+        except RecordConflictError:
+            if n == MAX_ATTEMPTS - 1:
+                raise
+            time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, 0.001 * 2**n)))
+            if after_conflict is not None:
+                after_conflict()
+    raise AssertionError("unreachable")
 
 _ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://permanence.example/vintage")
 
@@ -299,17 +310,14 @@ class LedgerApp(Application[UUID]):
 
     def _command(self, vintage_id: str, action: Callable[[Vintage], R]) -> R:
         """Load, act, save; on a concurrency conflict reload and act again."""
-        for attempt in range(MAX_ATTEMPTS):
+
+        def attempt() -> R:
             vintage = self.vintage(vintage_id)
             result = action(vintage)
-            try:
-                self.save(vintage)
-                return result
-            except RecordConflictError:
-                if attempt == MAX_ATTEMPTS - 1:
-                    raise
-                back_off(attempt)
-        raise AssertionError("unreachable")
+            self.save(vintage)
+            return result
+
+        return retry_on_conflict(attempt)
 
     def _batch(
         self,
@@ -322,7 +330,8 @@ class LedgerApp(Application[UUID]):
         Vintages the action does not apply to are skipped; on a conflict the whole batch
         is reloaded and re-run, so the saved set is always consistent.
         """
-        for attempt in range(MAX_ATTEMPTS):
+
+        def attempt() -> list[str]:
             changed = []
             for vid in vintage_ids:
                 vintage = self.vintage(vid)
@@ -333,13 +342,8 @@ class LedgerApp(Application[UUID]):
                 except NothingToDo:
                     continue
                 changed.append(vintage)
-            if not changed:
-                return []
-            try:
+            if changed:
                 self.save(*changed)
-                return [str(v.id) for v in changed]
-            except RecordConflictError:
-                if attempt == MAX_ATTEMPTS - 1:
-                    raise
-                back_off(attempt)
-        raise AssertionError("unreachable")
+            return [str(v.id) for v in changed]
+
+        return retry_on_conflict(attempt)

@@ -14,9 +14,8 @@ from datetime import date
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import RecordConflictError
 
-from ledger.application import MAX_ATTEMPTS, LedgerApp, back_off
+from ledger.application import LedgerApp, retry_on_conflict
 from ledger.calendar import add_years
 from ledger.errors import InvalidCommand, UnknownVintage
 from ledger.profiles import ProgramProfile
@@ -191,21 +190,18 @@ def record_stress_test(
     name = model if model is not None else parameters.get("model")
     if not isinstance(name, str):
         raise InvalidCommand("model: name the stress-test model of the run")
-    for attempt in range(MAX_ATTEMPTS):
+
+    def attempt() -> str:
         test = _stress_test(app, pool)
         if test is None:
             test = StressTest.first_run(pool, on, name, parameters, results)
             run_id = "ST1"
         else:
             run_id = test.record_run(on, name, parameters, results)
-        try:
-            app.save(test)
-            return run_id
-        except RecordConflictError:
-            if attempt == MAX_ATTEMPTS - 1:
-                raise
-            back_off(attempt)
-    raise AssertionError("unreachable")
+        app.save(test)
+        return run_id
+
+    return retry_on_conflict(attempt)
 
 
 def latest_stress_tests(

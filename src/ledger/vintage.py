@@ -554,6 +554,14 @@ class Vintage(BaseAggregate[UUID]):
             return None
         return add_days(reversal.on, days)
 
+    def defaults_on(self, reversal: Reversal) -> date | None:
+        """The day an avoidable reversal still owed at its deadline passes to the pool, if it
+        has not already (None: no deadline, defaulted, or settled in time)."""
+        deadline = self.surrender_deadline(reversal)
+        if deadline is None or reversal.defaulted_on is not None:
+            return None
+        return deadline + ONE_DAY if reversal.outstanding_at(deadline) > 0 else None
+
     def is_lapsing(self, as_of: date) -> bool:
         """True when a lapse has arisen by ``as_of`` and is not yet recorded."""
         arises = self.lapse_arises_on

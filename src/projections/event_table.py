@@ -36,18 +36,16 @@ class EventTable:
     hex_ids: bool  # ids are stored as 32 hex digits (SQLite) rather than as UUIDs
 
     @classmethod
-    def of(cls, recorder: Any, dialect: str) -> EventTable | None:
-        """The events table of an eventsourcing SQLite or PostgreSQL recorder, else None."""
+    def of(cls, recorder: Any, dialect: str) -> EventTable:
+        """The events table of the ledger's eventsourcing SQLite or PostgreSQL recorder."""
         name = getattr(recorder, "events_table_name", None)
-        if not name:
-            return None
-        if dialect == "sqlite":
-            return cls(name, "rowid", SQLITE_CANONICAL_ID, "?", hex_ids=True)
         schema = getattr(getattr(recorder, "datastore", None), "schema", None)
-        if dialect == "postgresql" and schema:
+        if name and dialect == "sqlite":
+            return cls(name, "rowid", SQLITE_CANONICAL_ID, "?", hex_ids=True)
+        if name and schema and dialect == "postgresql":
             return cls(f'"{schema}"."{name}"', "notification_id", "originator_id::text", "%s",
                        hex_ids=False)
-        return None
+        raise ValueError(f"no events table to read for a {type(recorder).__name__} on {dialect}")
 
     def after(self, cursor: Any, position: int, limit: int) -> list[Record]:
         """Up to ``limit`` records after notification ``position``, in log order."""

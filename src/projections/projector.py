@@ -122,16 +122,22 @@ class Projector:
         rolled: dict[RollKey, int] = {}
         changed_later: set[str] = set()
         processed = position = 0
-        while page := self._read(position, max(self.page_size, REBUILD_PAGE), conn, events):
-            if events is None:
-                changes = self._compute(page, rolled)
-            else:  # issuances now; later events aggregate by aggregate, below
-                changes = self._issuances(page, rolled, changed_later)
-            self._write(conn, changes)
-            processed += len(page)
-            position = page[-1][0]
-        if events is not None:
-            self._replay_streams(conn, events, sorted(changed_later), position, rolled)
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            # first pass: the issuances; later events aggregate by aggregate, below
+            while page := events.after(cursor, position, max(self.page_size, REBUILD_PAGE)):
+                self._write(conn, self._issuances(page, rolled, changed_later))
+                processed += len(page)
+                position = page[-1][0]
+            ids = sorted(changed_later)
+            for start in range(0, len(ids), STREAMS_PER_QUERY):
+                changes = PageChanges()
+                chunk = ids[start : start + STREAMS_PER_QUERY]
+                for stream in events.streams(cursor, chunk, position):
+                    self._replay(stream, changes, rolled)
+                self._write(conn, changes)
+        finally:
+            cursor.close()
         _write_rollups(conn, rolled)
         for index in _secondary_indexes():
             index.create(conn)
@@ -151,44 +157,23 @@ class Projector:
                 changed_later.add(vid)
         return changes
 
-    def _replay_streams(
-        self, conn: Connection, events: EventTable, ids: list[str], upto: int,
-        rolled: dict[RollKey, int],
-    ) -> None:
-        """A rebuild's second pass: each changed vintage's stream, replayed once in order.
+    def _replay(self, stream: list[Record], changes: PageChanges, rolled: dict[RollKey, int]) -> None:
+        """A rebuild's second pass, for one vintage: its stream replayed once, in order.
 
         An event's effect depends only on its own vintage's earlier events, so taking the
         streams one by one gives exactly what following the log does, with one aggregate
         in hand at a time instead of a cache that a large registry would overflow.
         """
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            for start in range(0, len(ids), STREAMS_PER_QUERY):
-                changes = PageChanges()
-                chunk = ids[start : start + STREAMS_PER_QUERY]
-                for stream in events.streams(cursor, chunk, upto):
-                    self._replay(stream, changes, rolled)
-                self._write(conn, changes)
-        finally:
-            cursor.close()
-
-    def _replay(self, stream: list[Record], changes: PageChanges, rolled: dict[RollKey, int]) -> None:
-        """Deltas and roll-up changes of a stream's later events, and its final state row."""
         _, vid, version, topic, state = stream[0]
-        if topic != ISSUED_TOPIC:
-            return  # another kind of aggregate (stress-test records) has no figures here
         issued = self._event(vid, version, topic, state)
-        assert isinstance(issued, Issued)
+        if not isinstance(issued, Issued):
+            return  # another kind of aggregate (stress-test records) has no figures here
         vintage: Vintage = issued.mutate(None)
         before = schedule(vintage)
         for nid, _, version, topic, state in stream[1:]:
             event = self._event(vid, version, topic, state)
-            event.mutate(vintage)  # in place, as when following the log
-            current = schedule(vintage)
-            change = difference(before, current)
-            changes.deltas.extend(_delta_rows(nid, _utc(event.timestamp), vintage, change))
-            _roll_up(rolled, vintage, change)
-            before = current
+            if isinstance(event, VintageEvent):
+                before = self._apply(nid, event, vintage, before, changes, rolled)
         changes.changed[vid] = _state_row(vintage)
 
     def position(self) -> int:
@@ -224,24 +209,25 @@ class Projector:
 
     # ------------------------------------------------------------------ processing
 
-    def _event(self, vid: str, version: int, topic: str, state: Any) -> VintageEvent:
+    def _event(self, vid: str, version: int, topic: str, state: Any) -> object:
         stored = StoredEvent(originator_id=UUID(vid), originator_version=version, topic=topic,
                              state=state)
-        event: VintageEvent = self.app.mapper.to_domain_event(stored)  # type: ignore[assignment]
-        return event
+        return self.app.mapper.to_domain_event(stored)
 
-    def _read(
-        self, after: int, limit: int, conn: Connection | None = None,
-        events: EventTable | None = None,
-    ) -> list[Record]:
-        """The next notifications after ``after``: within a rebuild, straight from the
-        events table on the rebuild's own connection; otherwise through the recorder."""
-        if conn is not None and events is not None:
-            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            try:
-                return events.after(cursor, after, limit)
-            finally:
-                cursor.close()
+    def _apply(
+        self, nid: int, event: VintageEvent, vintage: Vintage, before: Schedule,
+        changes: PageChanges, rolled: dict[RollKey, int],
+    ) -> Schedule:
+        """Apply a later event to its vintage; its dated deltas and roll-up changes are the
+        difference of the vintage's schedules. Returns the schedule after it."""
+        event.mutate(vintage)  # in place
+        current = schedule(vintage)
+        change = difference(before, current)
+        changes.deltas.extend(_delta_rows(nid, _utc(event.timestamp), vintage, change))
+        _roll_up(rolled, vintage, change)
+        return current
+
+    def _read(self, after: int, limit: int) -> list[Record]:
         page = self.app.recorder.select_notifications(start=after + 1, limit=limit)
         return [(n.id, str(n.originator_id), n.originator_version, n.topic, n.state) for n in page]
 
@@ -262,20 +248,11 @@ class Projector:
             if topic == ISSUED_TOPIC:
                 changes.new[vid] = issued_row(nid, vid, state, rolled)
                 continue
-            event = self.app.mapper.to_domain_event(
-                StoredEvent(originator_id=UUID(vid), originator_version=version, topic=topic,
-                            state=state)
-            )
+            event = self._event(vid, version, topic, state)
             if not isinstance(event, VintageEvent):
                 continue  # other aggregates (stress-test records) have no figures here
-            recorded_at = _utc(event.timestamp)
             vintage, before = self._load(UUID(vid), version - 1)
-            event.mutate(vintage)
-            current = schedule(vintage)
-            difference_ = difference(before, current)
-            changes.deltas.extend(_delta_rows(nid, recorded_at, vintage, difference_))
-            self._remember(vintage, current)
-            _roll_up(rolled, vintage, difference_)
+            self._remember(vintage, self._apply(nid, event, vintage, before, changes, rolled))
             state_row = _state_row(vintage)
             fresh = changes.new.get(vid)
             if fresh is not None:  # issued earlier in this same page
@@ -450,14 +427,12 @@ def _issued_row(v: Vintage, recorded_at: str, nid: int) -> dict[str, Any]:
 def _state_row(v: Vintage) -> dict[str, Any]:
     """Columns that later events change (everything recorded, whatever its date)."""
     due = {"proponent": 0, "pool": 0}
-    next_default: date | None = None
     for r in v.reversals.values():
         if r.outstanding:
             due[r.obligor if r.defaulted_on is None else "pool"] += r.outstanding
-        deadline = v.surrender_deadline(r)
-        if deadline is not None and r.defaulted_on is None and r.outstanding_at(deadline) > 0:
-            candidate = date.fromordinal(deadline.toordinal() + 1)
-            next_default = candidate if next_default is None else min(next_default, candidate)
+    next_default = min(
+        (d for r in v.reversals.values() if (d := v.defaults_on(r)) is not None), default=None
+    )
     interval = v.rules.risk_reassessment_years
     risk_due = None
     if interval:

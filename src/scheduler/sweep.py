@@ -159,9 +159,8 @@ def defaults_due(app: LedgerApp, vintage_id: str, as_of: date) -> list[tuple[str
     v = app.vintage(vintage_id)
     due = []
     for r in v.reversals.values():
-        deadline = v.surrender_deadline(r)
-        if (deadline is not None and r.defaulted_on is None and as_of > deadline
-                and r.outstanding_at(deadline) > 0):
+        day = v.defaults_on(r)
+        if day is not None and day <= as_of:
             due.append((vintage_id, r.reversal_id))
     return due
 

@@ -66,6 +66,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -74,7 +75,7 @@ from uuid import UUID
 from eventsourcing.persistence import RecordConflictError
 from sqlalchemy import Engine, select
 
-from ledger.application import MAX_ATTEMPTS, LedgerApp, back_off, vintage_id_for
+from ledger.application import LedgerApp, retry_on_conflict, vintage_id_for
 from ledger.errors import LedgerError
 from ledger.events import (
     Compensated,
@@ -510,12 +511,7 @@ class BufferRetirementCommand(Command):
                 f"{remaining} buffer credits retired for reversal {first.for_reversal}, "
                 f"but only {due} of it is still due"
             )
-        for tracked, rid in parts:
-            take = min(remaining, tracked.vintage.reversals[rid].outstanding)
-            if take:
-                tracked.vintage.compensate(rid, "buffer", take, on, reference)
-                tracked.marks.compensations[("buffer", reference)] += take
-                remaining -= take
+        _compensate_in_order(parts, "buffer", remaining, on, reference)
         return "imported"
 
 
@@ -554,15 +550,25 @@ class SurrenderCommand(Command):
                 f"{remaining} credits of {first.source_key} surrendered, but project "
                 f"{first.project} owes only {due} for avoidable reversals on {on}"
             )
-        for _, _, _, rid, tracked in owed:
-            take = min(remaining, tracked.vintage.reversals[rid].outstanding)
-            if take:
-                tracked.vintage.compensate(rid, "proponent", take, on, reference)
-                tracked.marks.compensations[("proponent", reference)] += take
-                remaining -= take
-            if remaining == 0:
-                break
+        parts = [(tracked, rid) for _, _, _, rid, tracked in owed]
+        _compensate_in_order(parts, "proponent", remaining, on, reference)
         return "imported"
+
+
+def _compensate_in_order(
+    parts: Iterable[tuple[Any, str]], route: str, quantity: int, on: date, reference: str
+) -> None:
+    """Compensate ``quantity`` across (vintage, reversal) parts in order, each up to what
+    it still owes, marking what each took under ``(route, reference)``."""
+    remaining = quantity
+    for tracked, rid in parts:
+        take = min(remaining, tracked.vintage.reversals[rid].outstanding)
+        if take:
+            tracked.vintage.compensate(rid, route, take, on, reference)
+            tracked.marks.compensations[(route, reference)] += take
+            remaining -= take
+        if remaining == 0:
+            break
 
 
 def _issuance(unit: Unit, program: str, source_key: str) -> Any:
@@ -748,17 +754,14 @@ class Loader:
         ids = [vintage_id_for(r.program, r.source_key) for r in records]
         present = self.known(ids) if self.known is not None else self.app.existing(ids)
         fresh = [(r, vid) for r, vid in zip(records, ids) if vid not in present]
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                issued, found = self._issue_fresh(fresh, summary)
-                break
-            except RecordConflictError:
-                if attempt == MAX_ATTEMPTS - 1:
-                    raise
-                back_off(attempt)
-                there = self.app.existing([vid for _, vid in fresh])
-                present |= there
-                fresh = [(r, vid) for r, vid in fresh if vid not in there]
+
+        def drop_existing() -> None:
+            nonlocal fresh
+            there = self.app.existing([vid for _, vid in fresh])
+            present.update(there)
+            fresh = [(r, vid) for r, vid in fresh if vid not in there]
+
+        issued, found = retry_on_conflict(lambda: self._issue_fresh(fresh, summary), drop_existing)
         present |= found
         summary.kinds["issuance"].duplicates += sum(1 for vid in ids if vid in present)
         for r, vid in zip(records, ids):
@@ -800,16 +803,7 @@ class Loader:
     def _run_commands(self, commands: list[Command], summary: ImportSummary) -> None:
         for start in range(0, len(commands), self.batch):
             chunk = commands[start : start + self.batch]
-            for attempt in range(MAX_ATTEMPTS):
-                batch = Batch(self.app)
-                outcomes = [self._apply(command, batch) for command in chunk]
-                try:
-                    batch.save()
-                    break
-                except RecordConflictError:
-                    if attempt == MAX_ATTEMPTS - 1:
-                        raise
-                    back_off(attempt)
+            outcomes = retry_on_conflict(partial(self._apply_chunk, chunk))
             for command, outcome in zip(chunk, outcomes):
                 counts = summary.kinds[command.kind]
                 if outcome.status == "rejected":
@@ -823,6 +817,13 @@ class Loader:
                     counts.duplicates += len(command.records) - 1
                 else:
                     counts.count(outcome.status, len(command.records))
+
+    def _apply_chunk(self, chunk: list[Command]) -> list[Outcome]:
+        """Apply a chunk of commands on fresh copies and save them in one transaction."""
+        batch = Batch(self.app)
+        outcomes = [self._apply(command, batch) for command in chunk]
+        batch.save()
+        return outcomes
 
     def _apply(self, command: Command, batch: Batch) -> Outcome:
         unit = Unit(batch, isolated=command.several_steps)
