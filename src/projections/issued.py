@@ -23,18 +23,24 @@ from projections.tables import record_time_text, vintages
 #: A roll-up amount's key: (measure, key, ISO day, program, pool).
 RollKey = tuple[str, str, str, str, str]
 
-#: The order :meth:`IssuedRows.row` fills, which must be the table's column order.
+#: The columns :meth:`IssuedRows.row` fills, in this order. An issuance leaves every other
+#: column at its value in :data:`FRESH`, which the insert writes as SQL literals: a million
+#: rows then bind a third fewer values.
 ROW_COLUMNS = (
     "vintage_id", "program", "pool", "project", "vintage_year", "serial_first",
     "serial_last", "source_key", "corresponding_adjustment", "quantity", "buffer",
     "issued_on", "exposure_start", "period_end", "issued_recorded_at", "issued_nid",
-    "verification_due", "lapse_arises_on", "next_default_on", "risk_due", "lapse_recorded",
-    "period_ended", "bearer", "status", "exposure_now", "outstanding_credits", "retired",
-    "due_proponent", "due_pool", "buffer_rate", "annual_probability", "risk_class", "labels",
-    "version",
+    "verification_due", "lapse_arises_on", "risk_due", "risk_class", "bearer", "exposure_now",
+    "outstanding_credits",
 )
-if ROW_COLUMNS != tuple(c.name for c in vintages.columns):  # pragma: no cover - a schema edit
-    raise ImportError("projections.issued.ROW_COLUMNS no longer matches proj_vintages")
+#: The state columns of a vintage nothing has happened to since its issuance.
+FRESH: dict[str, Any] = {
+    "next_default_on": None, "lapse_recorded": False, "period_ended": False,
+    "status": "monitored", "retired": 0, "due_proponent": 0, "due_pool": 0,
+    "buffer_rate": None, "annual_probability": None, "labels": None, "version": 1,
+}
+if sorted((*ROW_COLUMNS, *FRESH)) != sorted(c.name for c in vintages.columns):  # pragma: no cover
+    raise ImportError("projections.issued no longer covers the columns of proj_vintages")
 
 #: (issued_on, exposure_start, period_end, verification_due, lapse_arises_on, risk_due,
 #: whether any exposure is carried), as ISO text.
@@ -53,8 +59,8 @@ class IssuedRows:
     def row(
         self, nid: int, vintage_id: str, raw: bytes | str | memoryview, rolled: dict[RollKey, int]
     ) -> list[Any]:
-        """The row of one issuance (in :data:`ROW_COLUMNS` order); its baseline is added
-        to ``rolled`` (the roll-up amounts by measure, key, day, program and pool)."""
+        """The values of one issuance (in :data:`ROW_COLUMNS` order); its baseline is
+        added to ``rolled`` (the roll-up amounts by measure, key, day, program and pool)."""
         s: dict[str, Any] = (
             decode_state(Issued, raw) if self._versioned or isinstance(raw, memoryview)
             else orjson.loads(raw)
@@ -91,9 +97,8 @@ class IssuedRows:
         return [
             vintage_id, program, pool, s["project"], s["vintage_year"] or 0, s["serial_first"],
             s["serial_last"], s["source_key"], s["corresponding_adjustment"], quantity, buffer_,
-            on, start, end, record_time(s["timestamp"]), nid, due, lapse, None, risk_due, False,
-            False, pool, "monitored", quantity, quantity, 0, 0, 0, None, None, s["risk_class"],
-            None, 1,
+            on, start, end, record_time(s["timestamp"]), nid, due, lapse, risk_due,
+            s["risk_class"], pool, quantity, quantity,
         ]
 
 

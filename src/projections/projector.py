@@ -35,7 +35,7 @@ from ledger.calendar import add_years
 from ledger.events import Issued, VintageEvent
 from ledger.vintage import Vintage
 from projections.event_table import EventTable, Record
-from projections.issued import IssuedRows, RollKey
+from projections.issued import FRESH, ROW_COLUMNS, IssuedRows, RollKey
 from projections.schedule import Schedule, difference, schedule
 from projections.tables import (
     PROJECTION_TABLES,
@@ -116,7 +116,7 @@ class Projector:
     def _rebuild(self, conn: Connection) -> int:
         metadata.drop_all(conn, tables=list(PROJECTION_TABLES))
         metadata.create_all(conn, tables=list(PROJECTION_TABLES))
-        for index in _secondary_indexes():
+        for index in (VINTAGE_KEY, *_secondary_indexes()):
             index.drop(conn)
         events = EventTable.of(self.app.recorder, conn.dialect.name)
         rolled: dict[RollKey, int] = {}
@@ -129,6 +129,7 @@ class Projector:
                 self._write(conn, self._issuances(page, rolled, changed_later))
                 processed += len(page)
                 position = page[-1][0]
+            VINTAGE_KEY.create(conn)  # the second pass updates rows by vintage id
             ids = sorted(changed_later)
             for start in range(0, len(ids), STREAMS_PER_QUERY):
                 changes = PageChanges()
@@ -253,13 +254,8 @@ class Projector:
                 continue  # other aggregates (stress-test records) have no figures here
             vintage, before = self._load(UUID(vid), version - 1)
             self._remember(vintage, self._apply(nid, event, vintage, before, changes, rolled))
-            state_row = _state_row(vintage)
-            fresh = changes.new.get(vid)
-            if fresh is not None:  # issued earlier in this same page
-                for column, value in state_row.items():
-                    fresh[COLUMN_INDEX[column]] = value
-            else:
-                changes.changed.setdefault(vid, {}).update(state_row)
+            # written after the page's new rows, so this holds for one issued in it too
+            changes.changed.setdefault(vid, {}).update(_state_row(vintage))
         return changes
 
     def _load(self, vid: UUID, version: int) -> tuple[Vintage, Schedule]:
@@ -311,8 +307,6 @@ class Projector:
 
 
 ISSUED_TOPIC = get_topic(Issued)
-VINTAGE_COLUMNS = tuple(c.name for c in vintages.columns)
-COLUMN_INDEX = {name: i for i, name in enumerate(VINTAGE_COLUMNS)}
 REBUILD_PAGE = 50_000
 STREAMS_PER_QUERY = 500
 """Vintage streams a rebuild's second pass reads per query."""
@@ -374,7 +368,12 @@ def _write_rollups(conn: Connection, rolled: dict[RollKey, int]) -> None:
 
 
 def _secondary_indexes() -> list[Any]:
+    """The indexes a rebuild builds once at the end (the vintage id's comes earlier)."""
     return [ix for t in (vintages, deltas, rollup) for ix in t.indexes if not ix.unique]
+
+
+VINTAGE_KEY = next(ix for ix in vintages.indexes if ix.unique)
+"""The vintage id's unique index: built after a rebuild's first pass, before its second."""
 
 
 def _rollup_sql(conn: Connection, table: Any, period: str) -> str:
@@ -388,11 +387,23 @@ def _rollup_sql(conn: Connection, table: Any, period: str) -> str:
 
 
 def _insert_sql(conn: Connection) -> str:
+    """New vintages' rows: their issuance values bound, the fresh state as literals."""
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     return (
-        f"INSERT INTO {vintages.name} ({', '.join(VINTAGE_COLUMNS)}) "
-        f"VALUES ({', '.join([mark] * len(VINTAGE_COLUMNS))})"
+        f"INSERT INTO {vintages.name} ({', '.join((*ROW_COLUMNS, *FRESH))}) "
+        f"VALUES ({', '.join([mark] * len(ROW_COLUMNS) + [_literal(v) for v in FRESH.values()])})"
     )
+
+
+def _literal(value: object) -> str:
+    """SQL text of a fixed value (both databases read TRUE and FALSE)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 _utc = record_time_text

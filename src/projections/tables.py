@@ -5,7 +5,10 @@ they compare correctly as text on both databases and need no conversion on the h
 
 - ``proj_vintages``: one row per vintage: its current recorded state, its issuance
   baseline (exposure from ``exposure_start`` to ``period_end``; buffer contribution from
-  ``issued_on``) and the due dates the scheduler sweeps on (indexed).
+  ``issued_on``) and the due dates the scheduler sweeps on (indexed). Its primary key is
+  the notification id of the vintage's ``Issued`` event, so rows arrive in key order
+  (a rebuild appends rather than scattering a million random ids through a B-tree);
+  the vintage id has a unique index of its own.
 - ``proj_deltas``: every later change to an as-of figure, as a dated delta, with the
   notification id and record time of the event that caused it (for ``known_at``).
 - ``proj_rollup``: the baseline and deltas summed by day, measure, key, program and pool:
@@ -60,7 +63,7 @@ tracking = Table(
 vintages = Table(
     "proj_vintages",
     metadata,
-    Column("vintage_id", String(36), primary_key=True),
+    Column("vintage_id", String(36), nullable=False),
     Column("program", String(64), nullable=False),
     Column("pool", String(64), nullable=False),
     Column("project", String(200), nullable=False),
@@ -75,7 +78,9 @@ vintages = Table(
     Column("exposure_start", String(10), nullable=False),
     Column("period_end", String(10), nullable=False),
     Column("issued_recorded_at", String(32), nullable=False),
-    Column("issued_nid", BigInteger, nullable=False),
+    # INTEGER on SQLite, so that it is the rowid itself rather than a second key
+    Column("issued_nid", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
+           autoincrement=False),
     Column("verification_due", String(10)),
     Column("lapse_arises_on", String(10)),
     Column("next_default_on", String(10)),
@@ -94,6 +99,7 @@ vintages = Table(
     Column("risk_class", String(64)),
     Column("labels", Text),
     Column("version", Integer, nullable=False),
+    Index("ux_pv_vintage", "vintage_id", unique=True),
     Index("ix_pv_project", "project"),
     *(_due_index(name, column) for name, column in (
         ("ix_pv_lapse", "lapse_arises_on"),
