@@ -6,15 +6,19 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 
 import projections.projector as projector_module
+from ledger.application import LedgerApp
 from ledger.assessment_service import record_stress_test
 from permanence.config import Settings
 from permanence.runtime import Runtime
+from projections.first_pass import Worker, WorkerFailed
 from projections.queries import buffer, liabilities
 from tests.test_scenarios import _table_rows
 
@@ -138,3 +142,72 @@ def test_rebuild_replays_interleaved_streams_as_the_log_does(runtime: Runtime) -
     assert len(incremental["proj_deltas"]) >= 8  # each reversal and compensation moves figures
     assert runtime.projector.rebuild() == app.recorder.max_notification_id()
     assert _table_rows(runtime) == incremental
+
+
+def _busy_log(app: LedgerApp) -> None:
+    """Issuances, then later events of many vintages interleaved, and another aggregate."""
+    ids = app.issue_many([
+        {"program": "icvcm-ccp" if i % 3 else "carb-forest", "project": f"P{i % 4}",
+         "quantity": 1_000 + i, "buffer": 100, "on": date(2025, 1, 1) + timedelta(days=i)}
+        for i in range(40)
+    ])
+    for year in range(2026, 2029):
+        app.verify_project("P1", date(year, 3, 1))
+        app.record_reversal(ids[year - 2026], date(year, 6, 1), 50, "storm")
+        app.compensate(ids[year - 2026], "R1", "buffer", 20, date(year, 9, 1))
+    record_stress_test(app, "carb-forest", date(2029, 1, 1), {"model": "independent"},
+                       {"p_exhausted": 0.01})
+    app.issue_many([{"program": "acr", "project": "late", "quantity": 500, "buffer": 50,
+                     "on": date(2029, 1, 1)}])
+    app.retire(ids[5], 30, date(2030, 1, 1))
+
+
+def test_a_first_pass_shared_among_processes_equals_incremental(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large SQLite rebuild reads the log in worker processes; the tables must not show it.
+
+    Three workers take uneven shares of a log whose later events interleave; their scratch
+    files are gone afterwards. The ledger's file name needs quoting as a URI.
+    """
+    sqlite_url = str(tmp_path / "ledger #1 %20.db")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    started: list[Worker] = []
+    monkeypatch.setattr(projector_module, "Worker", lambda job: started.append(Worker(job)) or started[-1])
+    rt = Runtime(Settings(db=sqlite_url))
+    try:
+        _busy_log(rt.app)
+        rt.refresh()
+        incremental = _table_rows(rt)
+        rt.projector.parallel_from, rt.projector.rebuild_workers = 1, 3
+        assert rt.projector.rebuild() == rt.app.recorder.max_notification_id()
+        assert len(started) == 3, "the first pass must have run in three processes"
+        assert _table_rows(rt) == incremental
+        assert list(scratch.iterdir()) == []
+        with rt.engine.connect() as conn:  # nothing left attached to the pooled connection
+            assert [r[1] for r in conn.exec_driver_sql("PRAGMA database_list")] == ["main"]
+    finally:
+        rt.close()
+
+
+def test_a_failed_worker_leaves_the_read_models_as_they_were(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker process that fails fails the rebuild, with its own error, and rolls it back."""
+    rt = Runtime(Settings(db=sqlite_url))
+    try:
+        _busy_log(rt.app)
+        rt.refresh()
+        before = _table_rows(rt)
+        rt.projector.parallel_from = 1
+        monkeypatch.setattr(projector_module, "insert_sql", lambda mark: "INSERT INTO nowhere VALUES (?)")
+        with pytest.raises(WorkerFailed, match="no such table: nowhere"):
+            rt.projector.rebuild()
+        assert _table_rows(rt) == before
+        monkeypatch.undo()
+        rt.projector.rebuild()
+        assert _table_rows(rt) == before
+    finally:
+        rt.close()

@@ -47,15 +47,23 @@ class EventTable:
                        hex_ids=False)
         raise ValueError(f"no events table to read for a {type(recorder).__name__} on {dialect}")
 
-    def after(self, cursor: Any, position: int, limit: int) -> list[Record]:
-        """Up to ``limit`` records after notification ``position``, in log order."""
+    def after(self, cursor: Any, position: int, limit: int, upto: int | None = None) -> list[Record]:
+        """Up to ``limit`` records after notification ``position`` (and, if given, at or
+        before ``upto``), in log order."""
+        bound = "" if upto is None else f" AND {self.nid} <= {self.mark}"
         cursor.execute(
             f"SELECT {self.nid}, {self.canonical_id}, originator_version, topic, state "
-            f"FROM {self.table} WHERE {self.nid} > {self.mark} ORDER BY {self.nid} "
+            f"FROM {self.table} WHERE {self.nid} > {self.mark}{bound} ORDER BY {self.nid} "
             f"LIMIT {self.mark}",
-            (position, limit),
+            (position, limit) if upto is None else (position, upto, limit),
         )
         return list(cursor.fetchall())
+
+    def bounds(self, cursor: Any) -> tuple[int, int]:
+        """The first and last notification ids recorded (0, 0 when there are none)."""
+        cursor.execute(f"SELECT min({self.nid}), max({self.nid}) FROM {self.table}")
+        first, last = cursor.fetchone()
+        return int(first or 0), int(last or 0)
 
     def streams(self, cursor: Any, originator_ids: Sequence[str], upto: int) -> list[list[Record]]:
         """The streams of these aggregates up to notification ``upto``, each in version order.

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 import orjson
+from eventsourcing.utils import get_topic
 
 from ledger import clock
 from ledger.calendar import add_years
@@ -47,6 +48,7 @@ if sorted((*ROW_COLUMNS, *FRESH)) != sorted(c.name for c in vintages.columns):  
 _Dates = tuple[str, str, str, str | None, str | None, str | None, bool]
 
 MEMO_SIZE = 100_000
+ISSUED_TOPIC = get_topic(Issued)
 
 
 class IssuedRows:

@@ -8,15 +8,17 @@ on one database never both apply a page; a process killed mid-page leaves nothin
 
 A rebuild takes another route to the same tables, in one transaction: a first pass over
 the events table (:mod:`projections.event_table`) turns ``Issued`` records into rows
-without aggregates (:mod:`projections.issued`); a second pass replays, vintage by vintage,
-the streams that have later events; roll-ups are summed in memory and written once, and
-secondary indexes are built at the end.
+without aggregates (:mod:`projections.issued`), shared out among worker processes for a
+large SQLite ledger (:mod:`projections.first_pass`); a second pass replays, vintage by
+vintage, the streams that have later events; roll-ups are summed in memory and written
+once, and secondary indexes are built at the end.
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -27,15 +29,24 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.utils import get_topic
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy.schema import CreateTable
 
 from ledger.application import LedgerApp
 from ledger.calendar import add_years
 from ledger.events import Issued, VintageEvent
 from ledger.vintage import Vintage
 from projections.event_table import EventTable, Record
-from projections.issued import FRESH, ROW_COLUMNS, IssuedRows, RollKey
+from projections.first_pass import (
+    FirstPass,
+    Job,
+    Worker,
+    database_file,
+    issuances,
+    ranges,
+    scratch_files,
+)
+from projections.issued import FRESH, ISSUED_TOPIC, ROW_COLUMNS, IssuedRows, RollKey
 from projections.schedule import Schedule, difference, schedule
 from projections.tables import (
     PROJECTION_TABLES,
@@ -50,6 +61,13 @@ from projections.tables import (
 
 NAME = "ledger"
 CACHE_SIZE = 20_000
+PARALLEL_FROM = 100_000
+"""Notifications from which a SQLite rebuild's first pass is worth starting processes for."""
+MAX_WORKERS = 8
+
+
+PART = "rebuild_part"
+"""The schema name a worker's scratch file is attached under during a rebuild."""
 
 
 class ProjectionConflict(Exception):
@@ -76,6 +94,10 @@ class Projector:
         self.page_size = page_size
         self._cache: OrderedDict[UUID, tuple[Vintage, Schedule]] = OrderedDict()
         self._issued = IssuedRows()
+        # a rebuild of at least ``parallel_from`` notifications on a SQLite file shares its
+        # first pass out among this many processes
+        self.rebuild_workers = min(os.cpu_count() or 1, MAX_WORKERS)
+        self.parallel_from = PARALLEL_FROM
         # one page at a time per process: a web server thread and a writer may both ask
         self._lock = threading.RLock()
 
@@ -95,42 +117,38 @@ class Projector:
         """Replace the read models with ones built from the first event, in one transaction.
 
         Until it commits, readers see the old tables (SQLite) or wait for the new ones
-        (PostgreSQL), and a rebuild that fails or is killed leaves the old ones in place. Being one transaction, it needs no per-page
-        tracking: the roll-ups are summed in memory and written once, and the secondary
-        indexes are built once at the end, which is several times faster than maintaining
-        them row by row. Ledger writes on SQLite wait for it (up to the lock timeout).
-        Returns how many notifications were processed.
+        (PostgreSQL), and a rebuild that fails or is killed leaves the old ones in place.
+        Being one transaction, it needs no per-page tracking: the roll-ups are summed in
+        memory and written once, and the secondary indexes are built once at the end,
+        which is several times faster than maintaining them row by row. Ledger writes on
+        SQLite wait for it (up to the lock timeout). Returns how many notifications were
+        processed.
         """
-        with self._lock, _collector_paused():
+        with self._lock, _collector_paused(), scratch_files(self.rebuild_workers) as files:
             self._cache.clear()
             try:
-                with self.engine.connect() as conn, _bulk_settings(conn), conn.begin():
-                    if conn.dialect.name == "sqlite":
-                        # Python's sqlite3 begins only before data changes, so the DROP
-                        # would commit on its own: begin here, taking the write lock now
-                        conn.exec_driver_sql("BEGIN IMMEDIATE")
-                    return self._rebuild(conn)
+                with self.engine.connect() as conn, _bulk_settings(conn):
+                    try:
+                        with conn.begin():
+                            if conn.dialect.name == "sqlite":
+                                # Python's sqlite3 begins only before data changes, so the
+                                # DROP would commit on its own: begin here, taking the write
+                                # lock now (which also holds the log still for the workers)
+                                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                            return self._rebuild(conn, files)
+                    finally:
+                        _detach_parts(conn)  # SQLite detaches only outside a transaction
             finally:
                 self._cache.clear()
 
-    def _rebuild(self, conn: Connection) -> int:
-        metadata.drop_all(conn, tables=list(PROJECTION_TABLES))
-        metadata.create_all(conn, tables=list(PROJECTION_TABLES))
-        for index in (VINTAGE_KEY, *_secondary_indexes()):
-            index.drop(conn)
+    def _rebuild(self, conn: Connection, files: list[str]) -> int:
         events = EventTable.of(self.app.recorder, conn.dialect.name)
-        rolled: dict[RollKey, int] = {}
-        changed_later: set[str] = set()
-        processed = position = 0
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            # first pass: the issuances; later events aggregate by aggregate, below
-            while page := events.after(cursor, position, max(self.page_size, REBUILD_PAGE)):
-                self._write(conn, self._issuances(page, rolled, changed_later))
-                processed += len(page)
-                position = page[-1][0]
+            found, position = self._first_pass(conn, cursor, events, files)
             VINTAGE_KEY.create(conn)  # the second pass updates rows by vintage id
-            ids = sorted(changed_later)
+            rolled = found.rolled
+            ids = sorted(found.changed_later)
             for start in range(0, len(ids), STREAMS_PER_QUERY):
                 changes = PageChanges()
                 chunk = ids[start : start + STREAMS_PER_QUERY]
@@ -143,20 +161,43 @@ class Projector:
         for index in _secondary_indexes():
             index.create(conn)
         conn.execute(insert(tracking).values(name=NAME, position=position))
-        return processed
+        return found.processed
 
-    def _issuances(
-        self, page: Sequence[Record], rolled: dict[RollKey, int], changed_later: set[str]
-    ) -> PageChanges:
-        """A rebuild's first pass: the rows of the issuances; who changed after theirs."""
-        changes = PageChanges()
-        issued_row = self._issued.row
-        for nid, vid, _, topic, state in page:
-            if topic == ISSUED_TOPIC:
-                changes.new[vid] = issued_row(nid, vid, state, rolled)
-            else:
-                changed_later.add(vid)
-        return changes
+    def _first_pass(
+        self, conn: Connection, cursor: Any, events: EventTable, files: list[str]
+    ) -> tuple[FirstPass, int]:
+        """The issuances' rows, in this process or, for a large SQLite ledger, shared out
+        among worker processes (:mod:`projections.first_pass`). Returns what else the
+        pass found and the last notification id it read."""
+        first, last = events.bounds(cursor)
+        ledger = database_file(cursor.connection) if conn.dialect.name == "sqlite" else None
+        parts = ranges(first, last, len(files))
+        if ledger is None or not last or last - first + 1 < self.parallel_from or len(parts) < 2:
+            _fresh_tables(conn)
+            found, position = FirstPass(), 0
+            while page := events.after(cursor, position, max(self.page_size, REBUILD_PAGE)):
+                rows = issuances(page, self._issued, found)
+                self._write(conn, PageChanges(new={row[0]: row for row in rows}))
+                position = page[-1][0]
+            return found, position
+        create = str(CreateTable(vintages).compile(dialect=conn.dialect))
+        jobs = [Job(ledger, events, after, upto, path, create, insert_sql("?"), REBUILD_PAGE)
+                for (after, upto), path in zip(parts, files, strict=False)]
+        started: list[Worker] = []
+        try:
+            for job in jobs:
+                started.append(Worker(job))
+            _fresh_tables(conn)  # while they work
+            found = FirstPass()
+            for worker in started:
+                found.add(worker.result())
+        finally:
+            for worker in started:
+                worker.stop()
+        for i, job in enumerate(jobs):
+            conn.exec_driver_sql(f"ATTACH DATABASE ? AS {PART}{i}", (job.scratch,))
+            conn.exec_driver_sql(f"INSERT INTO {vintages.name} SELECT * FROM {PART}{i}.{vintages.name}")
+        return found, last
 
     def _replay(self, stream: list[Record], changes: PageChanges, rolled: dict[RollKey, int]) -> None:
         """A rebuild's second pass, for one vintage: its stream replayed once, in order.
@@ -289,7 +330,8 @@ class Projector:
             # the DBAPI's own executemany: the bulk of a rebuild, with nothing per row
             cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:
-                cursor.executemany(_insert_sql(conn), list(changes.new.values()))
+                mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+                cursor.executemany(insert_sql(mark), list(changes.new.values()))
             finally:
                 cursor.close()
         if changes.changed:
@@ -306,7 +348,6 @@ class Projector:
             conn.execute(insert(deltas), changes.deltas)
 
 
-ISSUED_TOPIC = get_topic(Issued)
 REBUILD_PAGE = 50_000
 STREAMS_PER_QUERY = 500
 """Vintage streams a rebuild's second pass reads per query."""
@@ -367,6 +408,22 @@ def _write_rollups(conn: Connection, rolled: dict[RollKey, int]) -> None:
     )
 
 
+def _fresh_tables(conn: Connection) -> None:
+    """Empty read-model tables, without the indexes a rebuild builds later."""
+    metadata.drop_all(conn, tables=list(PROJECTION_TABLES))
+    metadata.create_all(conn, tables=list(PROJECTION_TABLES))
+    for index in (VINTAGE_KEY, *_secondary_indexes()):
+        index.drop(conn)
+
+
+def _detach_parts(conn: Connection) -> None:
+    if conn.dialect.name != "sqlite":
+        return
+    for _, name, _ in conn.exec_driver_sql("PRAGMA database_list").fetchall():
+        if name.startswith(PART):
+            conn.exec_driver_sql(f"DETACH DATABASE {name}")
+
+
 def _secondary_indexes() -> list[Any]:
     """The indexes a rebuild builds once at the end (the vintage id's comes earlier)."""
     return [ix for t in (vintages, deltas, rollup) for ix in t.indexes if not ix.unique]
@@ -386,9 +443,9 @@ def _rollup_sql(conn: Connection, table: Any, period: str) -> str:
     )
 
 
-def _insert_sql(conn: Connection) -> str:
-    """New vintages' rows: their issuance values bound, the fresh state as literals."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+def insert_sql(mark: str) -> str:
+    """New vintages' rows: their issuance values bound (``mark`` is the DBAPI placeholder),
+    the fresh state as literals."""
     return (
         f"INSERT INTO {vintages.name} ({', '.join((*ROW_COLUMNS, *FRESH))}) "
         f"VALUES ({', '.join([mark] * len(ROW_COLUMNS) + [_literal(v) for v in FRESH.values()])})"

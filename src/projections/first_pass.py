@@ -1,0 +1,167 @@
+"""A rebuild's first pass over a SQLite ledger, shared out among worker processes.
+
+Decoding a million ``Issued`` records and binding their rows is the bulk of a rebuild,
+and it is Python work that one process does on one core. Here each worker takes a range
+of notification ids, reads the ledger file on its own read-only connection (the rebuild's
+transaction holds the write lock, so the log cannot move meanwhile), and writes its rows
+into a scratch SQLite file of its own; the rebuild's connection then copies those tables in
+with ``INSERT INTO ... SELECT``, which SQLite does without Python. The rows, roll-up amounts
+and the set of vintages changed after their issuance are exactly those of the one-process
+pass: the same :class:`~projections.issued.IssuedRows` builds them.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from projections.event_table import EventTable, Record
+from projections.issued import ISSUED_TOPIC, IssuedRows, RollKey
+
+
+@dataclass
+class FirstPass:
+    """What the first pass found besides the rows: what it adds to the roll-ups, which
+    vintages have later events, how many notifications it read."""
+
+    rolled: dict[RollKey, int] = field(default_factory=dict)
+    changed_later: set[str] = field(default_factory=set)
+    processed: int = 0
+
+    def add(self, other: FirstPass) -> None:
+        for key, amount in other.rolled.items():
+            self.rolled[key] = self.rolled.get(key, 0) + amount
+        self.changed_later |= other.changed_later
+        self.processed += other.processed
+
+
+@dataclass(frozen=True)
+class Job:
+    """One worker's share: notifications in (after, upto] of the ledger at ``ledger``."""
+
+    ledger: str
+    events: EventTable
+    after: int
+    upto: int
+    scratch: str
+    create_table: str  # the read-model table's DDL, so that the copy is column for column
+    insert: str  # how the rebuild inserts an issuance's values
+    page: int
+
+
+def run(job: Job) -> FirstPass:
+    """Build the rows of a range of notifications into the job's scratch file."""
+    found = FirstPass()
+    rows = IssuedRows()
+    source = sqlite3.connect(f"{Path(job.ledger).resolve().as_uri()}?mode=ro", uri=True,
+                             isolation_level=None)
+    target = sqlite3.connect(job.scratch, isolation_level=None)
+    try:
+        target.execute("PRAGMA journal_mode=OFF")  # a scratch file: nothing to recover
+        target.execute("PRAGMA synchronous=OFF")
+        target.execute(job.create_table)
+        target.execute("BEGIN")
+        cursor = source.cursor()
+        position = job.after
+        while page := job.events.after(cursor, position, job.page, upto=job.upto):
+            target.executemany(job.insert, issuances(page, rows, found))
+            position = page[-1][0]
+        target.execute("COMMIT")
+    finally:
+        source.close()
+        target.close()
+    return found
+
+
+def issuances(page: Sequence[Record], rows: IssuedRows, found: FirstPass) -> list[list[Any]]:
+    """The rows of a page's issuances; its other events mark their vintages as changed
+    after issuance (the second pass replays those)."""
+    new = []
+    for nid, vid, _, topic, state in page:
+        if topic == ISSUED_TOPIC:
+            new.append(rows.row(nid, vid, state, found.rolled))
+        else:
+            found.changed_later.add(vid)
+    found.processed += len(page)
+    return new
+
+
+@contextmanager
+def scratch_files(count: int) -> Iterator[list[str]]:
+    """Paths for the workers' scratch files, removed afterwards whatever happens."""
+    with tempfile.TemporaryDirectory(prefix="permanence-rebuild-") as folder:
+        yield [str(Path(folder) / f"part{i}.db") for i in range(count)]
+
+
+def ranges(first: int, last: int, parts: int) -> list[tuple[int, int]]:
+    """(after, upto] ranges of notification ids splitting [first, last] in ``parts``."""
+    cuts = [first - 1 + (last - first + 1) * i // parts for i in range(parts + 1)]
+    return [(cuts[i], cuts[i + 1]) for i in range(parts) if cuts[i + 1] > cuts[i]]
+
+
+class WorkerFailed(Exception):
+    """A first-pass worker process did not finish its share."""
+
+
+class Worker:
+    """One share of the first pass, in a fresh interpreter (``python -m``, not a fork: the
+    caller may hold connections and threads; and not ``multiprocessing``, which would run
+    the caller's own main script again in each worker)."""
+
+    def __init__(self, job: Job) -> None:
+        self.errors = Path(job.scratch).with_suffix(".log").open("w+b")
+        source_root = str(Path(__file__).resolve().parents[1])
+        path = os.pathsep.join(p for p in (source_root, os.environ.get("PYTHONPATH")) if p)
+        self.process = subprocess.Popen(  # this interpreter, this module
+            [sys.executable, "-m", __name__],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors,
+            env={**os.environ, "PYTHONPATH": path},
+        )
+        assert self.process.stdin is not None
+        self.process.stdin.write(pickle.dumps(job))
+        self.process.stdin.close()
+
+    def result(self) -> FirstPass:
+        """Wait for the worker; its findings, or :class:`WorkerFailed` with its last words."""
+        assert self.process.stdout is not None
+        out = self.process.stdout.read()
+        code = self.process.wait()
+        self.errors.seek(0)
+        said = self.errors.read().decode(errors="replace").strip().splitlines()[-5:]
+        self.errors.close()
+        if code != 0:
+            raise WorkerFailed(f"a rebuild worker exited with {code}: " + " | ".join(said))
+        found: FirstPass = pickle.loads(out)  # from our own child process
+        return found
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        if not self.errors.closed:
+            self.errors.close()
+
+
+def database_file(dbapi_connection: Any) -> str | None:
+    """The file of a SQLite connection's main database in WAL mode (which lets other
+    processes read it while this one writes), else None."""
+    mode = dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0]
+    for _, name, path in dbapi_connection.execute("PRAGMA database_list").fetchall():
+        if name == "main":
+            return str(path) if path and str(mode).lower() == "wal" else None
+    return None
+
+
+if __name__ == "__main__":  # a worker: a Job on standard input, its FirstPass on output
+    from projections.first_pass import run as run_job  # the importable classes, not __main__'s
+
+    sys.stdout.buffer.write(pickle.dumps(run_job(pickle.load(sys.stdin.buffer))))
