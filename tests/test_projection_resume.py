@@ -98,22 +98,32 @@ def test_a_failed_rebuild_leaves_the_read_models_as_they_were(
             for i in range(20)
         ])
         rt.app.record_reversal(ids[0], date(2027, 1, 1), 30, "storm")
-        before = _table_rows(rt)
-        position = rt.projector.position()
 
         def fail(*_: object) -> None:
             raise RuntimeError("disk full")
 
-        monkeypatch.setattr(projector_module, "_write_rollups", fail)
-        with pytest.raises(RuntimeError, match="disk full"):
-            rt.projector.rebuild()
-        assert _table_rows(rt) == before
-        assert rt.projector.position() == position
-        monkeypatch.undo()
-        assert rt.projector.rebuild() == position
-        assert _table_rows(rt) == before
+        _fails_and_leaves_the_tables(rt, monkeypatch, "_write_rollups", fail, RuntimeError,
+                                     "disk full")
     finally:
         rt.close()
+
+
+def _fails_and_leaves_the_tables(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch, name: str, replacement: object,
+    error: type[Exception], match: str,
+) -> None:
+    """With the projector's ``name`` replaced, a rebuild fails with ``error`` and leaves the
+    read models and their position as they were; without, it succeeds with the same."""
+    before = _table_rows(rt)
+    position = rt.projector.position()
+    monkeypatch.setattr(projector_module, name, replacement)
+    with pytest.raises(error, match=match):
+        rt.projector.rebuild()
+    assert _table_rows(rt) == before
+    assert rt.projector.position() == position
+    monkeypatch.undo()
+    assert rt.projector.rebuild() == position
+    assert _table_rows(rt) == before
 
 
 def test_rebuild_replays_interleaved_streams_as_the_log_does(runtime: Runtime) -> None:
@@ -200,14 +210,9 @@ def test_a_failed_worker_leaves_the_read_models_as_they_were(
     try:
         _busy_log(rt.app)
         rt.refresh()
-        before = _table_rows(rt)
         rt.projector.parallel_from = 1
-        monkeypatch.setattr(projector_module, "insert_sql", lambda mark: "INSERT INTO nowhere VALUES (?)")
-        with pytest.raises(WorkerFailed, match="no such table: nowhere"):
-            rt.projector.rebuild()
-        assert _table_rows(rt) == before
-        monkeypatch.undo()
-        rt.projector.rebuild()
-        assert _table_rows(rt) == before
+        _fails_and_leaves_the_tables(rt, monkeypatch, "insert_sql",
+                                     lambda mark: "INSERT INTO nowhere VALUES (?)", WorkerFailed,
+                                     "no such table: nowhere")
     finally:
         rt.close()
