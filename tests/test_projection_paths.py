@@ -12,8 +12,9 @@ from ledger.mapper import PydanticMapper
 from ledger.profiles import ProfileCatalog
 from ledger.vintage import Vintage
 from projections.issued import FRESH, ROW_COLUMNS, IssuedRows, record_time
-from projections.projector import _issued_row, _state_row, _utc
+from projections.projector import _issued_row, _state_row
 from projections.schedule import schedule
+from projections.tables import record_time_text
 
 CATALOG = ProfileCatalog.load()
 
@@ -36,7 +37,7 @@ def test_bulk_issued_row_equals_aggregate_row(program: str, extra: dict[str, dat
     stored = PydanticMapper().to_stored_event(event)
     rolled: dict[tuple[str, str, str, str, str], int] = {}
     row = IssuedRows().row(7, str(stored.originator_id), stored.state, rolled)
-    expected = {**_issued_row(v, _utc(event.timestamp), 7), **_state_row(v)}
+    expected = {**_issued_row(v, record_time_text(event.timestamp), 7), **_state_row(v)}
     assert {**dict(zip(ROW_COLUMNS, row, strict=True)), **FRESH} == expected
     assert rolled == {(m, k, d.isoformat(), p.name, p.pool_name): amount
                       for (m, k, d), amount in schedule(v).items()}
@@ -53,7 +54,7 @@ def test_bulk_row_reads_records_that_lack_later_optional_fields() -> None:
         del state[name]
     row = IssuedRows().row(1, str(v.id), orjson.dumps(state), {})
     assert {**dict(zip(ROW_COLUMNS, row, strict=True)), **FRESH} == {
-        **_issued_row(v, _utc(event.timestamp), 1), **_state_row(v)}
+        **_issued_row(v, record_time_text(event.timestamp), 1), **_state_row(v)}
 
 
 @pytest.mark.parametrize("stamp, expected", [

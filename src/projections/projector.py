@@ -46,13 +46,12 @@ from projections.first_pass import (
     ranges,
     scratch_files,
 )
-from projections.issued import FRESH, ISSUED_TOPIC, ROW_COLUMNS, IssuedRows, RollKey
+from projections.issued import FRESH, ISSUED_TOPIC, ROW_COLUMNS, IssuedRows, RollKey, record_time
 from projections.schedule import Schedule, difference, schedule
 from projections.tables import (
     PROJECTION_TABLES,
     deltas,
     metadata,
-    record_time_text,
     rollup,
     rollup_year,
     tracking,
@@ -207,13 +206,14 @@ class Projector:
         in hand at a time instead of a cache that a large registry would overflow.
         """
         _, vid, version, topic, state = stream[0]
-        issued = self._event(vid, version, topic, state)
+        uid = UUID(vid)
+        issued = self._event(uid, version, topic, state)
         if not isinstance(issued, Issued):
             return  # another kind of aggregate (stress-test records) has no figures here
         vintage: Vintage = issued.mutate(None)
         before = schedule(vintage)
         for nid, _, version, topic, state in stream[1:]:
-            event = self._event(vid, version, topic, state)
+            event = self._event(uid, version, topic, state)
             if isinstance(event, VintageEvent):
                 before = self._apply(nid, event, vintage, before, changes, rolled)
         changes.changed[vid] = _state_row(vintage)
@@ -251,8 +251,8 @@ class Projector:
 
     # ------------------------------------------------------------------ processing
 
-    def _event(self, vid: str, version: int, topic: str, state: Any) -> object:
-        stored = StoredEvent(originator_id=UUID(vid), originator_version=version, topic=topic,
+    def _event(self, vid: UUID, version: int, topic: str, state: Any) -> object:
+        stored = StoredEvent(originator_id=vid, originator_version=version, topic=topic,
                              state=state)
         return self.app.mapper.to_domain_event(stored)
 
@@ -265,7 +265,8 @@ class Projector:
         event.mutate(vintage)  # in place
         current = schedule(vintage)
         change = difference(before, current)
-        changes.deltas.extend(_delta_rows(nid, _utc(event.timestamp), vintage, change))
+        recorded_at = record_time(event.timestamp.isoformat())
+        changes.deltas.extend(_delta_rows(nid, recorded_at, vintage, change))
         _roll_up(rolled, vintage, change)
         return current
 
@@ -290,10 +291,11 @@ class Projector:
             if topic == ISSUED_TOPIC:
                 changes.new[vid] = issued_row(nid, vid, state, rolled)
                 continue
-            event = self._event(vid, version, topic, state)
+            uid = UUID(vid)
+            event = self._event(uid, version, topic, state)
             if not isinstance(event, VintageEvent):
                 continue  # other aggregates (stress-test records) have no figures here
-            vintage, before = self._load(UUID(vid), version - 1)
+            vintage, before = self._load(uid, version - 1)
             self._remember(vintage, self._apply(nid, event, vintage, before, changes, rolled))
             # written after the page's new rows, so this holds for one issued in it too
             changes.changed.setdefault(vid, {}).update(_state_row(vintage))
@@ -461,9 +463,6 @@ def _literal(value: object) -> str:
     if isinstance(value, int):
         return str(value)
     return "'" + str(value).replace("'", "''") + "'"
-
-
-_utc = record_time_text
 
 
 def _iso(d: date | None) -> str | None:
