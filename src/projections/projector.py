@@ -60,7 +60,7 @@ from projections.tables import (
 
 NAME = "ledger"
 CACHE_SIZE = 20_000
-PARALLEL_FROM = 100_000
+PARALLEL_FROM = 300_000
 """Notifications from which a SQLite rebuild's first pass is worth starting processes for."""
 MAX_WORKERS = 8
 
