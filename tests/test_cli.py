@@ -116,3 +116,17 @@ def test_bad_database_url_is_a_usage_error(tmp_path: Path) -> None:
     assert out.returncode == 2 and "unsupported URL" in out.stderr
     out = run(str(tmp_path / "missing" / "x.db"), "liabilities")
     assert out.returncode == 2 and "does not exist" in out.stderr
+
+
+def test_a_file_name_a_url_would_misread(tmp_path: Path) -> None:
+    """``?`` and ``#`` in a SQLite file name: the read models live in the same file as the
+    events, not in one named by the part before the ``?``."""
+    db = str(tmp_path / "registry?v=2 #1.db")
+    out = run(db, "issue", "--program", "icvcm-ccp", "--project", "P1", "--quantity", "700",
+              "--buffer", "70", "--on", "2025-01-01", "--json")
+    assert out.returncode == 0, out.stderr
+    out = run(db, "liabilities", "--as-of", "2026-01-01", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["exposure"] == 700
+    stray = [p.name for p in tmp_path.iterdir() if not p.name.startswith("registry?v=2 #1.db")]
+    assert stray == []

@@ -178,9 +178,9 @@ def test_a_first_pass_shared_among_processes_equals_incremental(
     """A large SQLite rebuild reads the log in worker processes; the tables must not show it.
 
     Three workers take uneven shares of a log whose later events interleave; their scratch
-    files are gone afterwards. The ledger's file name needs quoting as a URI.
+    files are gone afterwards. The ledger's file name holds characters a URL would misread.
     """
-    sqlite_url = str(tmp_path / "ledger #1 %20.db")
+    sqlite_url = str(tmp_path / "ledger #1? %20.db")
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))

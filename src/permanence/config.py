@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL
 
 
 class ConfigError(ValueError):
@@ -39,6 +40,14 @@ class Store:
     sqlalchemy_url: str
     schema: str | None = None
     sqlite_path: Path | None = None
+
+    @property
+    def engine_url(self) -> str | URL:
+        """What SQLAlchemy connects with: for a file, a URL object, since a file name may
+        hold characters (``?``) that a URL string would read as the start of a query."""
+        if self.kind == "sqlite" and self.sqlite_path is not None:
+            return URL.create("sqlite", database=str(self.sqlite_path))
+        return self.sqlalchemy_url
 
     @property
     def display(self) -> str:
