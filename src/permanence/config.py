@@ -12,7 +12,6 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import URL
 
 
 class ConfigError(ValueError):
@@ -40,14 +39,6 @@ class Store:
     sqlalchemy_url: str
     schema: str | None = None
     sqlite_path: Path | None = None
-
-    @property
-    def engine_url(self) -> str | URL:
-        """What SQLAlchemy connects with: for a file, a URL object, since a file name may
-        hold characters (``?``) that a URL string would read as the start of a query."""
-        if self.kind == "sqlite" and self.sqlite_path is not None:
-            return URL.create("sqlite", database=str(self.sqlite_path))
-        return self.sqlalchemy_url
 
     @property
     def display(self) -> str:
@@ -81,7 +72,9 @@ def parse_store(url: str, lock_timeout: int = 10) -> Store:
         "SQLITE_DBNAME": str(path),
         "SQLITE_LOCK_TIMEOUT": str(lock_timeout),
     }
-    return Store("sqlite", env, f"sqlite:///{path}", sqlite_path=path)
+    # a URI file name, percent-encoded: a plain path holding "?" or "#" would be cut there
+    # by SQLAlchemy's URL parsing, and the read side would open another file
+    return Store("sqlite", env, f"sqlite:///{path.as_uri()}?uri=true", sqlite_path=path)
 
 
 def _postgres(url: str, lock_timeout: int) -> Store:

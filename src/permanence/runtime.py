@@ -65,7 +65,7 @@ def make_engine(store: Store, lock_timeout: int) -> Engine:
     """A SQLAlchemy engine on the same database as the event store."""
     if store.kind == "sqlite":
         engine = create_engine(
-            store.engine_url, connect_args={"timeout": lock_timeout}, future=True
+            store.sqlalchemy_url, connect_args={"timeout": lock_timeout}, future=True
         )
 
         @event.listens_for(engine, "connect")
@@ -81,7 +81,7 @@ def make_engine(store: Store, lock_timeout: int) -> Engine:
     if store.schema:
         options += f" -c search_path={store.schema}"
     return create_engine(
-        store.engine_url, connect_args={"options": options}, pool_pre_ping=True, future=True
+        store.sqlalchemy_url, connect_args={"options": options}, pool_pre_ping=True, future=True
     )
 
 

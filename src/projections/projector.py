@@ -73,13 +73,11 @@ class ProjectionConflict(Exception):
     """Another projector advanced the tracking position first; this page was discarded."""
 
 
-
-
 @dataclass
 class PageChanges:
     """Every row change a page of notifications makes, computed before anything is written."""
 
-    new: dict[str, list[Any]] = field(default_factory=dict)  # issued in this page, full rows
+    new: dict[str, list[Any]] = field(default_factory=dict)  # issued in this page (ROW_COLUMNS)
     changed: dict[str, dict[str, Any]] = field(default_factory=dict)  # state columns only
     deltas: list[dict[str, Any]] = field(default_factory=list)
 
@@ -332,8 +330,7 @@ class Projector:
             # the DBAPI's own executemany: the bulk of a rebuild, with nothing per row
             cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:
-                mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-                cursor.executemany(insert_sql(mark), list(changes.new.values()))
+                cursor.executemany(insert_sql(_mark(conn)), list(changes.new.values()))
             finally:
                 cursor.close()
         if changes.changed:
@@ -351,9 +348,9 @@ class Projector:
 
 
 REBUILD_PAGE = 50_000
+"""Notifications read per page during a rebuild (pages only bound memory there)."""
 STREAMS_PER_QUERY = 500
 """Vintage streams a rebuild's second pass reads per query."""
-"""Notifications read per page during a rebuild (pages only bound memory there)."""
 
 
 @contextmanager
@@ -373,8 +370,8 @@ def _collector_paused() -> Iterator[None]:
 def _bulk_settings(conn: Connection) -> Iterator[None]:
     """Give a rebuild's SQLite connection room to work, and restore it afterwards.
 
-    A larger page cache keeps the primary-key B-tree in memory while a million random ids
-    go in, and the index builds at the end sort in memory.
+    A larger page cache keeps the tables being written in memory, and the index builds at
+    the end sort in memory.
     """
     raw = conn.connection.dbapi_connection
     if conn.dialect.name != "sqlite" or raw is None:
@@ -437,12 +434,17 @@ VINTAGE_KEY = next(ix for ix in vintages.indexes if ix.unique)
 
 def _rollup_sql(conn: Connection, table: Any, period: str) -> str:
     """Add amounts to a roll-up (insert or increment), as plain DBAPI executemany."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = _mark(conn)
     keys = f"measure, key, {period}, program, pool"
     return (
         f"INSERT INTO {table.name} ({keys}, amount) VALUES ({', '.join([mark] * 6)}) "
         f"ON CONFLICT ({keys}) DO UPDATE SET amount = {table.name}.amount + excluded.amount"
     )
+
+
+def _mark(conn: Connection) -> str:
+    """The DBAPI placeholder: sqlite3 takes ``?``, psycopg ``%s``."""
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
 def insert_sql(mark: str) -> str:

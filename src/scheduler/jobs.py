@@ -60,8 +60,8 @@ def run_sweep_job(key: str, reason: str) -> None:
 def job_store_engine(store: StoreInfo, lock_timeout: int = 10) -> Engine:
     """The job store's own engine (APScheduler disposes it at shutdown)."""
     if store.kind == "sqlite":
-        return create_engine(store.engine_url, connect_args={"timeout": lock_timeout})
-    return create_engine(store.engine_url, pool_pre_ping=True, pool_size=1)
+        return create_engine(store.sqlalchemy_url, connect_args={"timeout": lock_timeout})
+    return create_engine(store.sqlalchemy_url, pool_pre_ping=True, pool_size=1)
 
 
 def build_scheduler(store: StoreInfo, tz: tzinfo) -> BackgroundScheduler:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from filelock import FileLock, Timeout
-from sqlalchemy.engine import URL
 
 log = logging.getLogger("scheduler.leader")
 LOCK_NAMESPACE = "permanence-scheduler"
@@ -33,9 +32,6 @@ class StoreInfo(Protocol):
 
     @property
     def sqlalchemy_url(self) -> str: ...
-
-    @property
-    def engine_url(self) -> str | URL: ...
 
     @property
     def schema(self) -> str | None: ...
