@@ -68,6 +68,10 @@ class Issued(VintageEvent, CanInitAggregate[UUID]):
     source_key: str | None = None
     corresponding_adjustment: str | None = None
     authorization: str | None = None
+    project_type: str | None = None
+    #: False for credits that cannot reverse (destroyed gases, avoided emissions): they
+    #: count as issued but carry no exposure, no lapse and no buffer expectation.
+    reversible: bool = True
     rules: Rules
 
     def mutate(self, aggregate: Any) -> Any:

@@ -32,7 +32,8 @@ FIRST_YEAR, LAST_YEAR = 1900, 2200
 _ISSUED_FIELDS = (
     "program", "pool", "project", "vintage_year", "vintage_start", "vintage_end",
     "serial_first", "serial_last", "quantity", "buffer", "crediting_start", "crediting_end",
-    "risk_class", "source_key", "corresponding_adjustment", "authorization", "rules",
+    "risk_class", "source_key", "corresponding_adjustment", "authorization", "project_type",
+    "reversible", "rules",
 )
 
 
@@ -96,6 +97,8 @@ class Vintage(BaseAggregate[UUID]):
     source_key: str | None
     corresponding_adjustment: str | None
     authorization: str | None
+    project_type: str | None
+    reversible: bool
     rules: Rules
 
     def __init__(self) -> None:
@@ -126,6 +129,8 @@ class Vintage(BaseAggregate[UUID]):
         source_key: str | None = None,
         corresponding_adjustment: str | None = None,
         authorization: str | None = None,
+        project_type: str | None = None,
+        reversible: bool = True,
     ) -> Vintage:
         """Issue a vintage; its stream and its permanence clock begin here."""
         _check_non_empty("project", project)
@@ -158,6 +163,8 @@ class Vintage(BaseAggregate[UUID]):
             source_key=source_key,
             corresponding_adjustment=corresponding_adjustment,
             authorization=authorization,
+            project_type=project_type,
+            reversible=reversible,
             rules=rules,
         )
         vintage: Vintage = event.mutate(None)
