@@ -41,7 +41,8 @@ def import_(
     batch: int = BATCH_SIZE,
     as_json: bool = JSON,
 ) -> None:
-    """Import a registry export: issuances, and CARB reversals and compensations."""
+    """Import a registry export: issuances, retirements and cancellations, and CARB reversals
+    and compensations. Exit 1 when every row was rejected or the totals do not reconcile."""
 
     def body() -> None:
         if batch < 1:
@@ -55,6 +56,8 @@ def import_(
             summary = load(rt, prepared, batch=batch, progress=advance)
         save_rejects(summary, rejects)
         emit(summary.as_dict(), as_json, _text)
+        if summary.failed:
+            raise typer.Exit(1)
 
     guarded(body)
 
@@ -94,6 +97,28 @@ def _text(data: dict[str, Any]) -> str:
             f"  {kind.replace('_', ' ')}: {counts['read']:,} read, {counts['imported']:,} "
             f"imported, {counts['duplicates']:,} duplicates, {counts['rejected']:,} rejected"
         )
+    if data["non_reversible_issued"]:
+        lines.append(
+            f"  of which {data['non_reversible_issued']:,} non-reversible (no exposure, lapse "
+            "or buffer expectation)"
+        )
+    if data["verifications_implied"]:
+        lines.append(
+            f"  {data['verifications_implied']:,} verifications implied by later issuances"
+        )
+    lines.append("  reconciliation (tonnes): file = ledger + rejected + repeated rows")
+    for figure, row in data["reconciliation"].items():
+        ledger = f"{row['ledger']:,}" if "ledger" in row else "-"
+        gap = data["unexplained"].get(figure)
+        tail = f"  UNEXPLAINED {gap:,}" if gap else ""
+        lines.append(
+            f"    {figure.replace('_', ' ')}: file {row['file']:,}, ledger {ledger}, "
+            f"rejected {row['rejected']:,}, repeated {row['repeated']:,}{tail}"
+        )
+    for finding in data["findings"][:20]:
+        lines.append(f"  finding: {finding}")
+    if len(data["findings"]) > 20:
+        lines.append(f"  ... {len(data['findings']) - 20:,} more findings (see --json)")
     if data["rejects_file"]:
         lines.append(f"  rejects written to {data['rejects_file']}")
     return "\n".join(lines)

@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from . import acr, art, car, carb, gold_standard, isometric, verra
+from . import acr, acr_credits, art, car, car_credits, carb, gold_standard, isometric, verra
 from .cells import ImportFormatError, count_rows
 from .records import (
     BufferRetirementRecord,
+    CreditRecord,
     InvalidationRecord,
     IssuanceRecord,
     ParseResult,
@@ -30,17 +31,38 @@ from .records import (
 
 Parser = Callable[[Path], Iterator[ParseResult]]
 
-PARSERS: dict[str, Parser] = {
-    module.FORMAT: module.parse for module in (acr, car, art, verra, gold_standard, isometric, carb)
-}
+_MODULES = (
+    acr,
+    car,
+    art,
+    verra,
+    gold_standard,
+    isometric,
+    carb,
+    acr_credits.RETIREMENTS,
+    acr_credits.CANCELLATIONS,
+    car_credits.RETIREMENTS,
+    car_credits.CANCELLATIONS,
+)
+
+PARSERS: dict[str, Parser] = {module.FORMAT: module.parse for module in _MODULES}
 """Format name (``acr``, ``car``, ``art``, ``verra``, ``gold-standard``, ``isometric``,
 ``carb``) to its ``parse`` function."""
 
-PROGRAMS: dict[str, str] = {
-    module.FORMAT: module.PROGRAM
-    for module in (acr, car, art, verra, gold_standard, isometric, carb)
-}
+PROGRAMS: dict[str, str] = {module.FORMAT: module.PROGRAM for module in _MODULES}
 """Format name to the program-profile name its records carry."""
+
+UNKNOWN_REVERSIBLE: dict[str, bool] = {
+    module.FORMAT: getattr(module, "UNKNOWN_TYPE_REVERSIBLE", True) for module in _MODULES
+}
+"""Format name to whether a row whose project type no profile scope names is recorded as
+reversible (each format module documents its default; True unless it says otherwise: an
+unknown type is treated as carrying the obligation, and reported as a finding)."""
+
+DERIVED_BUFFER: frozenset[str] = frozenset(
+    module.FORMAT for module in _MODULES if getattr(module, "BUFFER_FROM_PROFILE", False)
+)
+"""Formats whose exports omit a buffer the program withholds at a flat rate (Gold Standard)."""
 
 
 def parse(fmt: str, path: Path) -> Iterator[ParseResult]:
@@ -54,9 +76,12 @@ def parse(fmt: str, path: Path) -> Iterator[ParseResult]:
 
 
 __all__ = [
+    "DERIVED_BUFFER",
     "PARSERS",
     "PROGRAMS",
+    "UNKNOWN_REVERSIBLE",
     "BufferRetirementRecord",
+    "CreditRecord",
     "ImportFormatError",
     "InvalidationRecord",
     "IssuanceRecord",

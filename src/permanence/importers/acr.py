@@ -10,6 +10,9 @@ not part of what was issued (see :class:`~permanence.importers.records.IssuanceR
 
 ``source_key`` = ``<Project ID>|<Vintage>|<Date Issued, ISO date-time>|<ReportingPeriodBegin>/
 <ReportingPeriodEnd>`` (ISO dates), plus ``|removal`` when ``Verified Removal`` is Yes.
+Older exports (2021) have ``Date Issued`` as ``M/D/YY`` (its century taken from the row's own
+``Issuance Year``, which it must then match), no reporting period and no transfer column: their
+key is ``<Project ID>|<Vintage>|<Date Issued, ISO date>``.
 Why the suffix: ACR publishes one issuance as two rows with the same project, vintage, time and
 reporting period when part of it is a verified removal (12 such pairs in the real sample), and
 the ``Verified Removal`` flag is the only stated difference besides the quantities.
@@ -18,9 +21,10 @@ the ``Verified Removal`` flag is the only stated difference besides the quantiti
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date, datetime
 from pathlib import Path
 
-from .cells import Row, check_total, parse_rows, us_date, us_datetime
+from .cells import CellError, Row, check_total, parse_rows, short_us_date, us_date, us_datetime
 from .records import IssuanceRecord, ParseResult, Skipped
 
 FORMAT = "acr"
@@ -32,11 +36,11 @@ PROJECT_CREDITS = "Credits Issued to Project"
 BUFFER_CREDITS = "Credits Issued to Buffer Pool"
 TRANSFERRED = "Credits Transferred to Buffer Pool"
 
+OLD_ISSUED = "Date Issued"
+ISSUANCE_YEAR = "Issuance Year"
+
 REQUIRED = (
-    ISSUED,
     "Vintage",
-    "ReportingPeriodBegin",
-    "ReportingPeriodEnd",
     TOTAL,
     PROJECT_CREDITS,
     BUFFER_CREDITS,
@@ -51,12 +55,38 @@ def parse(path: Path) -> Iterator[ParseResult]:
     return parse_rows(Path(path), fmt=FORMAT, required=REQUIRED, read=_read)
 
 
+def issuance_key(
+    project: str, vintage: int, issued: datetime, begin: date, end: date, removal: bool
+) -> str:
+    """The key of a current-shape ACR issuance (also formed from its retirement rows)."""
+    key = f"{project}|{vintage}|{issued.isoformat()}|{begin.isoformat()}/{end.isoformat()}"
+    return key + "|removal" if removal else key
+
+
+def _issued(row: Row, vintage: int) -> datetime:
+    """``Date Issued (GMT)``, or an older export's ``Date Issued`` (``M/D/YY`` allowed)."""
+    if row.has(ISSUED):
+        return row.day(ISSUED, us_datetime, "M/D/YYYY h:mm:ss AM")
+    text = row.required(OLD_ISSUED)
+    moment = us_datetime(text)
+    if moment is not None:
+        return moment
+    year = row.optional_year(ISSUANCE_YEAR)
+    day = short_us_date(text, year if year is not None else vintage)
+    if day is None or (year is not None and day.year != year):
+        expected = f"M/D/YY in year {year}" if year is not None else "M/D/YY near the vintage"
+        raise CellError(f"column {OLD_ISSUED!r}: {text!r} is not a date (expected {expected})")
+    return datetime(day.year, day.month, day.day)
+
+
 def _read(row: Row) -> ParseResult:
+    if not row.has(ISSUED) and not row.has(OLD_ISSUED):
+        raise CellError(f"neither column {ISSUED!r} nor {OLD_ISSUED!r} is present")
     project = row.required("Project ID")
-    issued = row.day(ISSUED, us_datetime, "M/D/YYYY h:mm:ss AM")
-    vintage = row.whole("Vintage")
-    begin = row.day("ReportingPeriodBegin", us_date, _US)
-    end = row.day("ReportingPeriodEnd", us_date, _US)
+    vintage = row.year("Vintage")
+    issued = _issued(row, vintage)
+    begin = row.optional_day("ReportingPeriodBegin", us_date, _US)
+    end = row.optional_day("ReportingPeriodEnd", us_date, _US)
     total = row.whole(TOTAL)
     quantity = row.whole(PROJECT_CREDITS)
     issued_to_buffer = row.whole(BUFFER_CREDITS)
@@ -66,9 +96,10 @@ def _read(row: Row) -> ParseResult:
     crediting_start = row.optional_day("Project Crediting Period Start Date", us_date, _US)
     if quantity == 0 and buffer == 0:
         return Skipped(row.line, f"no credits issued (column {TOTAL!r} is 0)")
-    key = f"{project}|{vintage}|{issued.isoformat()}|{begin.isoformat()}/{end.isoformat()}"
-    if row.flag("Verified Removal"):
-        key += "|removal"
+    if begin is not None and end is not None:
+        key = issuance_key(project, vintage, issued, begin, end, row.flag("Verified Removal"))
+    else:
+        key = f"{project}|{vintage}|{issued.date().isoformat()}"
     return IssuanceRecord(
         line=row.line,
         program=PROGRAM,
@@ -92,4 +123,6 @@ def _read(row: Row) -> ParseResult:
         authorization=None,
         labels=row.yes_labels("CCP Approved", "Verified Removal"),
         buffer_transferred=transferred,
+        methodology=row.text("Project Methodology/Protocol") or row.text("Protocol Version"),
+        verifier=row.text("Project VVB") or row.text("Verifier"),
     )

@@ -45,7 +45,7 @@ def parse(path: Path) -> Iterator[ParseResult]:
 def _read(row: Row) -> ParseResult:
     project = row.required("Project ID")
     issued = row.day("Date Issued", us_date, "MM/DD/YYYY")
-    vintage = row.whole("Vintage")
+    vintage = row.year("Vintage")
     total = row.whole(TOTAL)
     reserve = row.optional_whole(RESERVE) or 0
     compliance = row.optional_whole(COMPLIANCE) or 0
@@ -87,4 +87,19 @@ def _read(row: Row) -> ParseResult:
         corresponding_adjustment=row.text("Corresponding Adjustment"),
         authorization=None,
         labels=labels,
+        methodology=row.text("Protocol and Version"),
+        reversible_stated=_stated(reversible),
+        verifier=row.text("Verification Body"),
     )
+
+
+def _stated(text: str | None) -> bool | None:
+    """CAR's own ``Reversible/Non-Reversible`` cell, when filled."""
+    if text is None:
+        return None
+    folded = text.lower().replace("-", "").replace(" ", "")
+    if folded == "reversible":
+        return True
+    if folded == "nonreversible":
+        return False
+    return None

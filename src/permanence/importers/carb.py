@@ -40,9 +40,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
-from .cells import CellError, Row, read_rows, us_date, us_or_iso_date, whole_number
+from .cells import (
+    CellError,
+    Row,
+    read_rows,
+    short_us_date,
+    us_date,
+    us_or_iso_date,
+    whole_number,
+)
 from .records import (
     BufferRetirementRecord,
     InvalidationRecord,
@@ -71,6 +80,7 @@ INVALIDATED = "Invalidated or Canceled"
 BUFFER_RETIRED = "Buffer Pool Retired"
 SURRENDERED = "Retired for Intentional Reversal"
 COMMENT = "Comment"
+REDUCED = "Date Invalidation Period Reduced"
 
 REQUIRED = (
     PROJECT,
@@ -93,16 +103,50 @@ REQUIRED = (
 _DATE = "YYYY-MM-DD or M/D/YYYY"
 _DEFERRED = "reforest defer"
 
-RETIREMENT_SENTENCE = re.compile(
-    r"(?:\bon\s+(?P<date>\d{1,2}/\d{1,2}/\d{4}),?\s+)?"
-    r"CARB\s+retired\s+(?:the\s+remaining\s+)?(?P<quantity>\d[\d,]*)"
-    r"(?:\s+of\s+(?:the\s+)?\d[\d,]*)?"
-    r"\s+(?:ARB\s+offset\s+)?credits?\s+from\s+the\s+(?:forest\s+)?buffer\s+(?:pool|account)"
-    r"\s+for\s+the\s+(?P<key>[A-Z]{2,}\d+(?:-[A-Z0-9]+)*)"
-    r"(?:\s+(?:un)?intentional)?\s+reversal",
+_NUMBER = r"\d[\d,]*"
+_DATE_TEXT = r"\d{1,2}/\d{1,2}/\d{2,4}|[A-Z][a-z]+\.?\s+\d{1,2},?\s+\d{4}"
+_KEY = r"[A-Z]{2,}\d+(?:-[A-Z0-9]+)*"
+
+RETIREMENT_CLAUSE = re.compile(
+    rf"(?:\bon\s+(?P<date>{_DATE_TEXT}),?\s+)?"
+    r"(?:CARB\s+)?retired\s+"
+    rf"(?:(?P<all>all)\s+(?:of\s+)?(?:the\s+)?|(?P<remaining>the\s+remaining)\s+)?"
+    rf"(?P<quantity>{_NUMBER})"
+    rf"(?:\s+(?:of|out\s+of)\s+(?:the\s+)?(?P<of>{_NUMBER}))?"
+    r"(?:\s+(?:remaining|ARB|offset|buffer))*\s+credits?"
+    r"(?:\s+(?:from|in)\s+the\s+(?:forest\s+)?buffer\s+(?:pool|account))?"
+    r"\s+(?:for|to\s+(?:cover|compensate(?:\s+for)?))\s+(?:the\s+)?"
+    rf"(?P<key>{_KEY})",
     re.IGNORECASE,
 )
-"""One retirement clause of a ``Comment``; the date is optional, ``of N`` is not checked."""
+"""One buffer-retirement clause of a ``Comment``: "On 9/12/2017, CARB retired 178,642 of
+415,479 credits from the buffer pool for the CAFR5076-A unintentional reversal", "retired all
+28,352 credits ...", "retired the remaining 236,837 credits ...". The date is optional (a clause
+without one takes the previous clause's date in the same comment); sentences about voluntary or
+compliance retirements name no reversal and do not match."""
+
+_MONTHS = {
+    name: n
+    for n, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
+        start=1,
+    )
+}
+
+
+def comment_date(text: str) -> date | None:
+    """``9/12/2017``, ``9/12/17`` or ``September 12, 2017`` as a date, else None."""
+    text = " ".join(text.replace(",", " ").replace(".", " ").split())
+    if "/" in text:
+        return us_date(text) or short_us_date(text, None)
+    month, day, year = (text.split(" ") + ["", "", ""])[:3]
+    number = _MONTHS.get(month[:3].lower())
+    if number is None or not day.isdigit() or not year.isdigit():
+        return None
+    try:
+        return date(int(year), number, int(day))
+    except ValueError:
+        return None
 
 
 def parse(path: Path) -> Iterator[ParseResult]:
@@ -184,7 +228,7 @@ def _issuance(row: Row, project: str, issuance_id: str | None) -> list[ParseResu
             source_key=key,
             project=project,
             project_name=row.text("Offset Project Name"),
-            vintage_year=row.optional_whole("Vintage"),
+            vintage_year=row.optional_year("Vintage"),
             vintage_start=row.optional_day(RP_START, us_or_iso_date, _DATE),
             vintage_end=row.optional_day(RP_END, us_or_iso_date, _DATE),
             issued_on=row.day(ISSUE_DATE, us_or_iso_date, _DATE),
@@ -199,6 +243,9 @@ def _issuance(row: Row, project: str, issuance_id: str | None) -> list[ParseResu
             project_type=project_type,
             corresponding_adjustment=None,
             authorization=None,
+            reversible_stated="forest" in (project_type or "").lower(),
+            verifier=row.text("Verification Body"),
+            verified_on=row.optional_day(REDUCED, us_or_iso_date, _DATE),
         )
     ]
 
@@ -250,44 +297,45 @@ def _reversals(
 
 
 def _buffer_retirements(row: Row, project: str, issuance_id: str | None) -> list[ParseResult]:
+    """The ``Buffer Pool Retired`` column as retirements, told apart by the comment.
+
+    The column is the quantity, whatever the comment says, so the pool always reconciles:
+    clauses that add up to it are taken as they are; clauses that state more are cut from the
+    last; a part no clause accounts for (or a comment no clause can be read in) is one record
+    with ``for_reversal`` None and ``unread`` saying why, which the importer records as a pool
+    cancellation dated conservatively.
+    """
     retired = row.optional_whole(BUFFER_RETIRED) or 0
     if retired == 0:
         return []  # a comment without the column may describe anything; only the column counts
     key = _require_issuance_id(issuance_id, BUFFER_RETIRED, retired)
+    if "forest" not in (row.text(PROJECT_TYPE) or "").lower():
+        raise CellError(
+            f"column {BUFFER_RETIRED!r} is {retired} on a {row.text(PROJECT_TYPE)!r} project; "
+            "only Forest projects draw on the Forest Buffer Account"
+        )
     comment = row.text(COMMENT) or ""
-    sentences = list(RETIREMENT_SENTENCE.finditer(comment))
-    if not sentences:
-        raise CellError(
-            f"column {BUFFER_RETIRED!r} is {retired} but column {COMMENT!r} does not say when "
-            f"or for which reversal: {comment!r}"
-        )
     records: list[BufferRetirementRecord] = []
-    for sentence in sentences:
-        quantity = whole_number(sentence["quantity"])
-        if quantity is None:
-            raise CellError(f"column {COMMENT!r}: {sentence['quantity']!r} is not a whole number")
-        on = None
-        if sentence["date"] is not None:
-            on = us_date(sentence["date"])
+    left = retired
+    on: date | None = None
+    for clause in RETIREMENT_CLAUSE.finditer(comment):
+        if clause["date"] is not None:
+            on = comment_date(clause["date"])
             if on is None:
-                raise CellError(f"column {COMMENT!r}: {sentence['date']!r} is not a date")
-        records.append(
-            BufferRetirementRecord(
-                line=row.line,
-                program=PROGRAM,
-                source_key=key,
-                on=on,
-                quantity=quantity,
-                for_reversal=sentence["key"],
-            )
+                raise CellError(f"column {COMMENT!r}: {clause['date']!r} is not a date")
+        stated = whole_number(clause["quantity"]) or 0
+        take = min(stated, left)
+        if take > 0:
+            records.append(BufferRetirementRecord(row.line, PROGRAM, key, on, take, clause["key"]))
+            left -= take
+    if left:
+        said = retired - left
+        why = (
+            f"column {COMMENT!r} names no reversal for {left} of the {retired} credits in "
+            f"column {BUFFER_RETIRED!r}"
+            + (f" (its clauses account for {said})" if records else f": {comment[:120]!r}")
         )
-    stated = sum(record.quantity for record in records)
-    if stated != retired:
-        parts = " + ".join(str(record.quantity) for record in records)
-        raise CellError(
-            f"column {COMMENT!r} accounts for {stated} buffer credits ({parts}) but column "
-            f"{BUFFER_RETIRED!r} is {retired}"
-        )
+        records.append(BufferRetirementRecord(row.line, PROGRAM, key, None, left, None, why))
     return list(records)
 
 

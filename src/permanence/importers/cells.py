@@ -52,6 +52,33 @@ def decimal_number(text: str) -> Decimal | None:
     return Decimal(text.replace(",", ""))
 
 
+#: The largest whole number a cell may hold: a ledger quantity is a signed 64-bit integer.
+MAX_WHOLE = 2**63 - 1
+
+_SPACES = re.compile(r"(?:\u00c2[\u00a0 ]|[\s\u00a0\u2000-\u200b\u202f\u205f\u3000\ufeff])+")
+_RANGE_SEPARATOR = re.compile(r"\s+(?:-|to)\s+", re.IGNORECASE)
+
+
+def spaces(text: str) -> str:
+    """Every run of Unicode space (no-break, thin, zero-width, and the UTF-8 no-break space
+    read as Latin-1, ``Â\u00a0``) as one ASCII space, stripped: exports are full of them."""
+    return _SPACES.sub(" ", text).strip()
+
+
+def serial_range(text: str) -> tuple[str, str | None]:
+    """A serial cell as (first, last): Unicode spaces normalised, the range separator
+    (`` - `` or `` to ``) found, and any space left inside either end removed.
+
+    Why remove inner spaces: registries' spreadsheets insert them (``RW-5-1568504-2-2-0- 6207``)
+    but a serial number never contains one. ``last`` is None for a single serial.
+    """
+    cleaned = spaces(text)
+    parts = _RANGE_SEPARATOR.split(cleaned, maxsplit=1)
+    first = parts[0].replace(" ", "")
+    last = parts[1].replace(" ", "") if len(parts) == 2 else None
+    return first, last
+
+
 def whole_number(text: str) -> int | None:
     """``text`` as a whole number (``2163951.0`` and ``28,571`` are whole), else None."""
     if text.isascii() and text.isdigit():  # the common case, without building a Decimal
@@ -98,6 +125,30 @@ def us_datetime(text: str) -> datetime | None:
             int(match["minute"] or 0),
             int(match["second"] or 0),
         )
+    except ValueError:
+        return None
+
+
+MIN_YEAR, MAX_YEAR = 1900, 2200
+
+_US_SHORT = re.compile(r"(?P<month>\d{1,2})/(?P<day>\d{1,2})/(?P<year>\d{2})")
+
+
+def short_us_date(text: str, near: int | None) -> date | None:
+    """``M/D/YY`` (older exports: ``2/7/14``) as the date whose century puts it nearest to
+    ``near`` (the row's own vintage or issuance year), so ``8/2/06`` with vintage 2005 is
+    2006; None when unreadable, or when the nearest reading is more than 15 years from
+    ``near`` (then the century is a guess, and a guess is no date)."""
+    match = _US_SHORT.fullmatch(text.strip())
+    if match is None:
+        return None
+    short = int(match["year"])
+    anchor = near if near is not None else 2000
+    year = min((century + short for century in (1900, 2000, 2100)), key=lambda y: abs(y - anchor))
+    if near is not None and abs(year - near) > 15:
+        return None
+    try:
+        return date(year, int(match["month"]), int(match["day"]))
     except ValueError:
         return None
 
@@ -176,9 +227,23 @@ class Row:
         value = whole_number(text)
         if value is None:
             raise CellError(f"column {column!r}: {text!r} is not a whole number")
+        if abs(value) > MAX_WHOLE:
+            raise CellError(f"column {column!r}: {text!r} is out of range (at most {MAX_WHOLE})")
         if value < 0 and not negative:
             raise CellError(f"column {column!r}: {text!r} is negative")
         return value
+
+    def year(self, column: str) -> int:
+        """A required calendar year (a vintage): four digits, so that 10^30 is refused here."""
+        value = self.whole(column)
+        if not MIN_YEAR <= value <= MAX_YEAR:
+            raise CellError(
+                f"column {column!r}: {self.text(column)!r} is not a year ({MIN_YEAR}-{MAX_YEAR})"
+            )
+        return value
+
+    def optional_year(self, column: str) -> int | None:
+        return None if self.text(column) is None else self.year(column)
 
     def optional_whole(self, column: str, *, negative: bool = False) -> int | None:
         if self.text(column) is None:

@@ -18,7 +18,8 @@ Serial numbers come in two shapes:
   each end is the serial; ``serial_prefix`` is party and unit type (``RW-5``), the space the UN
   registry numbers CERs in, so overlaps between CER blocks of any project can be detected.
 
-``source_key`` = the ``Serial Number`` as written (stripped): one issuance block, stable.
+``source_key`` = the ``Serial Number`` with its spaces normalised (see
+:func:`~permanence.importers.cells.serial_range`): one issuance block, stable.
 """
 
 from __future__ import annotations
@@ -27,11 +28,15 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from .cells import CellError, Row, identifier, iso_date, parse_rows
+from .cells import CellError, Row, identifier, iso_date, parse_rows, serial_range, us_or_iso_date
 from .records import IssuanceRecord, ParseResult, Skipped
 
 FORMAT = "gold-standard"
 PROGRAM = "gold-standard"
+
+#: The export states no buffer, but Gold Standard withholds a flat share (the profile's rate)
+#: of land-use and forest credits: the importer derives it for reversible rows.
+BUFFER_FROM_PROFILE = True
 
 SERIAL = "Serial Number"
 QUANTITY = "Quantity"
@@ -42,7 +47,7 @@ _NATIVE = re.compile(r"(?P<prefix>.+)-(?P<first>\d+)-(?P<last>\d+)")
 _CDM_END = re.compile(
     r"(?P<party>[A-Z]{2})-(?P<unit>\d+)-(?P<serial>\d+)-(?P<rest>\d+-\d+-\d+-\d+)"
 )
-_ISO = "YYYY-MM-DD"
+_PERIOD = "YYYY-MM-DD or MM/DD/YYYY"
 
 
 def parse(path: Path) -> Iterator[ParseResult]:
@@ -51,17 +56,20 @@ def parse(path: Path) -> Iterator[ParseResult]:
 
 
 def split_serial(serial: str) -> tuple[str, str, str] | None:
-    """(prefix, first, last) of a Gold Standard or CDM serial range, or None if it is neither."""
-    if " - " in serial:
-        low, _, high = serial.partition(" - ")
-        start, stop = _CDM_END.fullmatch(low.strip()), _CDM_END.fullmatch(high.strip())
+    """(prefix, first, last) of a Gold Standard or CDM serial range, or None if it is neither.
+
+    Unicode and stray spaces are normalised first (older exports have no-break spaces and
+    spaces inside serials, ``RW-5-1568504-2-2-0- 6207``)."""
+    low, high = serial_range(serial)
+    if high is not None:
+        start, stop = _CDM_END.fullmatch(low), _CDM_END.fullmatch(high)
         if start is None or stop is None:
             return None
         same_block = all(start[part] == stop[part] for part in ("party", "unit", "rest"))
         if not same_block:
             return None
         return f"{start['party']}-{start['unit']}", start["serial"], stop["serial"]
-    native = _NATIVE.fullmatch(serial)
+    native = _NATIVE.fullmatch(low)
     if native is None:
         return None
     return native["prefix"], native["first"], native["last"]
@@ -72,7 +80,9 @@ def _read(row: Row) -> ParseResult:
     if status is not None and status.lower() != "issued":
         return Skipped(row.line, f"column 'Credit Status' is {status!r}, not an issuance")
     project = identifier(row.required("GSID"))
-    serial = row.required(SERIAL)
+    written = row.required(SERIAL)
+    first_end, last_end = serial_range(written)
+    serial = f"{first_end} - {last_end}" if last_end else first_end
     parts = split_serial(serial)
     if parts is None:
         raise CellError(f"column {SERIAL!r}: {serial!r} is not a serial range")
@@ -83,10 +93,10 @@ def _read(row: Row) -> ParseResult:
             f"column {QUANTITY!r} is {quantity} but column {SERIAL!r} covers "
             f"{first}-{last} ({int(last) - int(first) + 1} credits)"
         )
-    vintage = row.whole("Vintage")
+    vintage = row.year("Vintage")
     issued = row.day("Issuance Date", iso_date, "an ISO date or date-time")
-    start = row.optional_day("Monitoring Period Start", iso_date, _ISO)
-    end = row.optional_day("Monitoring Period End", iso_date, _ISO)
+    start = row.optional_day("Monitoring Period Start", us_or_iso_date, _PERIOD)
+    end = row.optional_day("Monitoring Period End", us_or_iso_date, _PERIOD)
     return IssuanceRecord(
         line=row.line,
         program=PROGRAM,
@@ -109,4 +119,5 @@ def _read(row: Row) -> ParseResult:
         corresponding_adjustment=None,
         authorization=row.text("Article Six Authorization"),
         labels=row.list_labels("Label", ","),
+        methodology=row.text("Methodology"),
     )

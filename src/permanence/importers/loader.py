@@ -66,18 +66,21 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from fractions import Fraction
 from functools import partial
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from uuid import UUID
 
-from eventsourcing.persistence import RecordConflictError
+from eventsourcing.persistence import DataError, RecordConflictError
 from sqlalchemy import Engine, select
 
 from ledger.application import LedgerApp, retry_on_conflict, vintage_id_for
 from ledger.errors import LedgerError
 from ledger.events import (
+    BufferHeld,
+    Cancelled,
     Compensated,
     Invalidated,
     Retired,
@@ -87,10 +90,11 @@ from ledger.events import (
 from ledger.vintage import Vintage
 from projections.tables import vintages
 
-from . import PARSERS, PROGRAMS
+from . import DERIVED_BUFFER, PARSERS, PROGRAMS, UNKNOWN_REVERSIBLE, history
 from .cells import count_rows, read_rows
 from .records import (
     BufferRetirementRecord,
+    CreditRecord,
     InvalidationRecord,
     IssuanceRecord,
     ParseResult,
@@ -108,7 +112,13 @@ if TYPE_CHECKING:
 BATCH = 2_000
 
 Kind = Literal[
-    "issuance", "reversal", "buffer_retirement", "surrender", "invalidation", "retirement"
+    "issuance",
+    "reversal",
+    "buffer_retirement",
+    "surrender",
+    "invalidation",
+    "retirement",
+    "cancellation",
 ]
 KINDS: tuple[Kind, ...] = (
     "issuance",
@@ -117,6 +127,17 @@ KINDS: tuple[Kind, ...] = (
     "surrender",
     "invalidation",
     "retirement",
+    "cancellation",
+)
+
+#: What one record may make the ledger raise besides a LedgerError (a value too large to
+#: store, ...): the record is rejected with the reason, and the rest of the file goes on.
+ROW_FAULTS: tuple[type[BaseException], ...] = (
+    LedgerError,
+    ValueError,
+    TypeError,
+    OverflowError,
+    DataError,
 )
 Status = Literal["imported", "duplicate", "rejected"]
 
@@ -128,6 +149,12 @@ _KIND_OF: dict[type, Kind] = {
     InvalidationRecord: "invalidation",
     RetirementRecord: "retirement",
 }
+
+
+def kind_of(record: Record) -> Kind:
+    if isinstance(record, CreditRecord):
+        return "retirement" if record.action == "retire" else "cancellation"
+    return _KIND_OF[type(record)]
 
 
 # --------------------------------------------------------------------------- results
@@ -177,6 +204,35 @@ class ImportSummary:
     file_buffer: int = 0
     rejects: list[Reject] = field(default_factory=list)
     rejects_file: str | None = None
+    #: Things a registry's data team should know that are not rejections (an unknown project
+    #: type given the format's default, a comment that could not be read, ...).
+    findings: list[str] = field(default_factory=list)
+    #: Tonnes per figure: stated by the file, rejected, and held by the ledger afterwards.
+    tonnes: dict[str, dict[str, int]] = field(default_factory=dict)
+    non_reversible: int = 0
+    verifications: int = 0
+
+    def tally(self, figure: str, column: str, n: int) -> None:
+        row = self.tonnes.setdefault(figure, {"file": 0, "rejected": 0, "repeated": 0})
+        row[column] = row.get(column, 0) + n
+
+    @property
+    def unexplained(self) -> dict[str, int]:
+        """Per figure, what neither the ledger nor the rejected rows account for."""
+        out = {}
+        for figure, row in self.tonnes.items():
+            if "ledger" not in row:
+                continue
+            gap = row["file"] - row["rejected"] - row["repeated"] - row["ledger"]
+            if gap:
+                out[figure] = gap
+        return out
+
+    @property
+    def failed(self) -> bool:
+        """Exit 1: every row was rejected, or a difference nothing explains."""
+        nothing = self.read > 0 and self.imported + self.duplicates == 0 and self.rejected > 0
+        return nothing or bool(self.unexplained)
 
     @property
     def imported(self) -> int:
@@ -205,6 +261,11 @@ class ImportSummary:
             "kinds": {name: vars(count) for name, count in self.kinds.items() if count.read},
             "totals": {"quantity": self.quantity, "buffer": self.buffer},
             "file_totals": {"quantity": self.file_quantity, "buffer": self.file_buffer},
+            "non_reversible_issued": self.non_reversible,
+            "verifications_implied": self.verifications,
+            "reconciliation": self.tonnes,
+            "unexplained": self.unexplained,
+            "findings": self.findings,
             "rejects_file": self.rejects_file,
         }
 
@@ -252,6 +313,11 @@ def reversal_note(program: str, key: str) -> str:
     return f"{program} reversal {key}"
 
 
+#: How a pool cancellation's stand-in (a buffer hold) names itself, until the ledger has its own
+#: pool-cancellation event.
+POOL_CANCELLATION = "pool cancellation:"
+
+
 def buffer_reference(program: str, issuance: str, reversal: str, on: date | None) -> str:
     text = f"{program} buffer {issuance} for {reversal}"
     return text if on is None else f"{text} on {on.isoformat()}"
@@ -269,6 +335,8 @@ class Marks:
     compensations: Counter[tuple[str, str]] = field(default_factory=Counter)
     invalidations: Counter[str] = field(default_factory=Counter)
     retirements: Counter[tuple[date, str | None]] = field(default_factory=Counter)
+    holds: Counter[str] = field(default_factory=Counter)
+    cancellations: Counter[str] = field(default_factory=Counter)
 
     def see(self, event: VintageEvent) -> None:
         if isinstance(event, ReversalRecorded) and event.note:
@@ -279,6 +347,10 @@ class Marks:
             self.invalidations[event.reason] += event.quantity
         elif isinstance(event, Retired):
             self.retirements[(event.on, event.beneficiary)] += event.quantity
+        elif isinstance(event, BufferHeld) and event.reason:
+            self.holds[event.reason] += event.quantity
+        elif isinstance(event, Cancelled) and event.reason:
+            self.cancellations[event.reason] += event.quantity
 
 
 @dataclass
@@ -482,36 +554,56 @@ class ReversalCommand(Command):
 
 @dataclass
 class BufferRetirementCommand(Command):
+    """Buffer credits of one issuance retired for one reversal (or for none the comment names).
+
+    Where the named reversal is in the ledger, the credits compensate it (route ``buffer``), up
+    to what it still owes; what no recorded reversal takes (a reversal of a project outside
+    the ledger, an unread comment, more than is due) is a **pool cancellation** of the issuance's
+    buffer credits carrying the reversal's key, so the pool's balance always reconciles with
+    the table. Until the ledger has a pool-cancellation event, it is recorded as a buffer hold
+    whose reason starts with ``POOL_CANCELLATION``.
+    """
+
     records: Sequence[BufferRetirementRecord]
     kind: Kind = "buffer_retirement"
 
     def apply(self, loader: Loader, unit: Unit) -> Status:
         first = self.records[0]
-        reference = buffer_reference(first.program, first.source_key, first.for_reversal, first.on)
-        parts = loader.reversal_parts(unit, first.program, first.for_reversal)
-        if not parts:
-            raise Refused(
-                f"buffer credits of {first.source_key} retired for reversal "
-                f"{first.for_reversal}, but no reversal with that key is recorded"
-            )
+        key = first.for_reversal
+        reference = buffer_reference(first.program, first.source_key, key or "unnamed", first.on)
         source = _issuance(unit, first.program, first.source_key)
+        parts = [] if key is None else loader.reversal_parts(unit, first.program, key)
         on = first.on or max(
             [source.vintage.issued_on] + [t.vintage.reversals[rid].on for t, rid in parts]
         )
+        done = sum(t.marks.compensations[("buffer", reference)] for t in _distinct(parts))
+        done += source.marks.holds[reference]
         remaining = _still_to_do(
-            self.quantity,
-            sum(t.marks.compensations[("buffer", reference)] for t in _distinct(parts)),
-            f"buffer retirement of {first.source_key} for {first.for_reversal}",
+            self.quantity, done, f"buffer retirement of {first.source_key} for {key or 'unnamed'}"
         )
         if remaining == 0:
             return "duplicate"
-        due = sum(t.vintage.reversals[rid].outstanding for t, rid in parts)
-        if remaining > due:
-            raise Refused(
-                f"{remaining} buffer credits retired for reversal {first.for_reversal}, "
-                f"but only {due} of it is still due"
+        due = sum(
+            t.vintage.reversals[rid].outstanding
+            for t, rid in parts
+            if on >= t.vintage.reversals[rid].on
+        )
+        taken = min(remaining, due)
+        if taken:
+            _compensate_in_order(parts, "buffer", taken, on, reference)
+        if remaining > taken:
+            held = remaining - taken
+            source.vintage.hold_buffer(held, on, reference)
+            source.marks.holds[reference] += held
+            why = first.unread or (
+                f"reversal {key} is not recorded in the ledger"
+                if not parts
+                else f"only {due} of reversal {key} was still due"
             )
-        _compensate_in_order(parts, "buffer", remaining, on, reference)
+            loader.findings.append(
+                f"line {first.line}: {held} buffer credits of {first.source_key} recorded as a "
+                f"pool cancellation for {key or 'no named reversal'} on {on}: {why}"
+            )
         return "imported"
 
 
@@ -621,6 +713,82 @@ class RetirementCommand(Command):
         return "imported"
 
 
+@dataclass
+class CreditCommand(Command):
+    """Retirements or cancellations of one project's vintage on one day (ACR, CAR exports).
+
+    The vintage is the issuance the record names (ACR) when the ledger has it, else the
+    project's vintages of the
+    record's vintage year issued on or before the date, oldest first, each up to its
+    outstanding credits. The mark is the retirement's (date, beneficiary) or the
+    cancellation's reason, which holds the date and the reason as stated.
+    """
+
+    records: Sequence[CreditRecord]
+    kind: Kind = "retirement"
+
+    def apply(self, loader: Loader, unit: Unit) -> Status:
+        first = self.records[0]
+        self.kind = kind_of(first)
+        named = None
+        if first.source_key is not None:
+            named = unit.get(vintage_id_for(first.program, first.source_key))
+        if named is not None:
+            targets = [named]
+        else:
+            targets = sorted(
+                (
+                    t
+                    for t in loader.project_vintages(unit, first.program, first.project)
+                    if t.vintage.vintage_year == first.vintage_year
+                    and t.vintage.issued_on <= first.on
+                ),
+                key=lambda t: (t.vintage.issued_on, t.vintage.source_key or "", t.vid),
+            )
+            if not targets:
+                raise Refused(
+                    f"no vintage {first.vintage_year} of project {first.project} issued on or "
+                    f"before {first.on} is in the ledger"
+                )
+        mark = credit_mark(first)
+        done = sum(_credit_done(t, first, mark) for t in targets)
+        what = f"{'retirement' if first.action == 'retire' else 'cancellation'} of {first.project}"
+        remaining = _still_to_do(self.quantity, done, what)
+        if remaining == 0:
+            return "duplicate"
+        room = sum(t.vintage.outstanding_credits for t in targets)
+        if remaining > room:
+            raise Refused(
+                f"{what} vintage {first.vintage_year}: {remaining} credits on {first.on}, but "
+                f"only {room} are outstanding"
+            )
+        for tracked in targets:
+            take = min(remaining, tracked.vintage.outstanding_credits)
+            if take <= 0:
+                continue
+            if first.action == "retire":
+                tracked.vintage.retire(take, first.on, first.reason)
+                tracked.marks.retirements[(first.on, first.reason)] += take
+            else:
+                tracked.vintage.cancel(take, first.on, mark)
+                tracked.marks.cancellations[mark] += take
+            remaining -= take
+            if remaining == 0:
+                break
+        return "imported"
+
+
+def credit_mark(record: CreditRecord) -> str:
+    """A cancellation's reason as recorded: the program, the date and the stated reason."""
+    return f"{record.program} cancellation {record.on.isoformat()}: {record.reason or 'unstated'}"
+
+
+def _credit_done(tracked: Tracked, record: CreditRecord, mark: str) -> int:
+    if record.action == "retire":
+        return tracked.marks.retirements[(record.on, record.reason)]
+    return tracked.marks.cancellations[mark]
+
+
 def _still_to_do(target: int, done: int, what: str) -> int:
     """What the ledger lacks of a cumulative figure; less in the file than recorded is refused."""
     if done > target:
@@ -653,15 +821,21 @@ def commands_for(records: Sequence[Record]) -> list[Command]:
             groups[("invalidation", r.program, r.source_key)].append(r)
         elif isinstance(r, RetirementRecord):
             groups[("retirement", r.program, r.source_key, r.on, r.beneficiary)].append(r)
+        elif isinstance(r, CreditRecord):
+            where = r.source_key or (r.project, r.vintage_year)
+            groups[("credit", r.action, r.program, where, r.on, r.reason)].append(r)
     makers: dict[str, Callable[[Any], Command]] = {
         "reversal": ReversalCommand,
         "buffer_retirement": BufferRetirementCommand,
         "surrender": SurrenderCommand,
         "invalidation": InvalidationCommand,
         "retirement": RetirementCommand,
+        "credit": CreditCommand,
     }
     order = {kind: n for n, kind in enumerate(KINDS)}
     commands = [makers[key[0]](group) for key, group in groups.items()]
+    for command in commands:
+        command.kind = kind_of(command.records[0])
     commands.sort(key=lambda c: (order[c.kind], c.line))
     return commands
 
@@ -679,9 +853,12 @@ class Loader:
         progress: Callable[[int], None] | None = None,
         refresh: Callable[[], object] | None = None,
         known: Callable[[Sequence[str]], set[str]] | None = None,
+        figures: Callable[[Sequence[str]], dict[str, tuple[int, int]]] | None = None,
     ) -> None:
         """``refresh`` brings the read side up to date at the end; ``known`` says which
-        vintage ids the read model already holds (a fast, possibly lagging, lookup)."""
+        vintage ids the read model already holds (a fast, possibly lagging, lookup);
+        ``figures`` their (quantity, buffer), so a repeated key with other figures is a
+        conflict, not a duplicate."""
         if batch < 1:
             raise ValueError(f"batch: must be at least 1, got {batch}")
         self.app = app
@@ -690,14 +867,22 @@ class Loader:
         self.refresh = refresh
         self.known = known
         self._file_vintages: dict[tuple[str, str], list[str]] = defaultdict(list)
+        self._evidence: dict[tuple[str, str], list[history.Evidence]] = defaultdict(list)
+        self._reversible_projects: set[tuple[str, str]] = set()
+        self.findings: list[str] = []
+        #: The file's vintages the ledger holds with the file's figures (issued or already).
+        self.accepted: set[str] = set()
+        self.figures = figures
+        self.fmt = ""
         self._project_ids: dict[tuple[str, str], list[str]] = {}
         self._reversal_projects: dict[tuple[str, str], str] = {}
 
     def run(self, prepared: PreparedFile) -> ImportSummary:
         summary = ImportSummary(prepared.fmt, str(prepared.path), PROGRAMS[prepared.fmt])
+        self.fmt = prepared.fmt
         later: list[Record] = []
         pending: list[IssuanceRecord] = []
-        seen: set[str] = set()
+        seen: dict[str, IssuanceRecord] = {}
         last_line = 0
         unreported = 0
         for result in prepared.results:
@@ -711,35 +896,70 @@ class Loader:
             elif isinstance(result, Skipped):
                 summary.skipped += 1
             elif isinstance(result, IssuanceRecord):
-                summary.kinds["issuance"].read += 1
-                summary.file_quantity += result.quantity
-                summary.file_buffer += result.buffer
-                vid = vintage_id_for(result.program, result.source_key)
-                if vid in seen:
-                    summary.kinds["issuance"].duplicates += 1
-                    continue
-                seen.add(vid)
-                pending.append(result)
+                self._read_issuance(result, seen, pending, summary)
                 if len(pending) >= self.batch:
                     self._issue(pending, summary)
                     pending = []
                     self.progress(unreported)
                     unreported = 0
             else:
-                summary.kinds[_KIND_OF[type(result)]].read += 1
+                kind = kind_of(result)
+                summary.kinds[kind].read += 1
+                summary.tally(kind, "file", result.quantity)
                 if isinstance(result, ReversalRecord):
                     self._reversal_projects[(result.program, result.source_key)] = result.project
                 later.append(result)
         if pending:
             self._issue(pending, summary)
         self.progress(unreported)
+        self._record_history(summary)
         if later:
             self._run_commands(commands_for(later), summary)
         if self.refresh is not None:
             self.refresh()  # a resumed import may have saved nothing, yet find the read side behind
         _fill_raw(prepared, summary.rejects)
         summary.rejects.sort(key=lambda r: r.line)
+        summary.findings += self.findings
         return summary
+
+    def _read_issuance(
+        self,
+        record: IssuanceRecord,
+        seen: dict[str, IssuanceRecord],
+        pending: list[IssuanceRecord],
+        summary: ImportSummary,
+    ) -> None:
+        """Count an issuance row; a repeated key is a duplicate only with the same figures."""
+        counts = summary.kinds["issuance"]
+        counts.read += 1
+        summary.file_quantity += record.quantity
+        summary.file_buffer += record.buffer
+        summary.tally("issued", "file", record.quantity)
+        summary.tally("buffer", "file", record.buffer)
+        vid = vintage_id_for(record.program, record.source_key)
+        prior = seen.get(vid)
+        if prior is None:
+            seen[vid] = record
+            pending.append(record)
+            return
+        if (prior.quantity, prior.buffer) == (record.quantity, record.buffer):
+            counts.duplicates += 1
+            summary.tally("issued", "repeated", record.quantity)
+            summary.tally("buffer", "repeated", record.buffer)
+            return
+        counts.rejected += 1
+        summary.tally("issued", "rejected", record.quantity)
+        summary.tally("buffer", "rejected", record.buffer)
+        summary.rejects.append(
+            Reject(
+                record.line,
+                f"line {record.line}: issuance {record.source_key}: conflicts with line "
+                f"{prior.line}, same key with other figures: quantity {record.quantity} and "
+                f"buffer {record.buffer} here, quantity {prior.quantity} and buffer "
+                f"{prior.buffer} there",
+                "",
+            )
+        )
 
     # ------------------------------------------------------------------ issuances
 
@@ -751,7 +971,8 @@ class Loader:
         had not caught up with makes the insert fail as a whole, and only then is each id
         asked of the ledger (``LedgerApp.existing``) and the rest issued.
         """
-        ids = [vintage_id_for(r.program, r.source_key) for r in records]
+        specs = {vintage_id_for(r.program, r.source_key): self._spec(r, summary) for r in records}
+        ids = list(specs)
         present = self.known(ids) if self.known is not None else self.app.existing(ids)
         fresh = [(r, vid) for r, vid in zip(records, ids) if vid not in present]
 
@@ -761,42 +982,187 @@ class Loader:
             present.update(there)
             fresh = [(r, vid) for r, vid in fresh if vid not in there]
 
-        issued, found = retry_on_conflict(lambda: self._issue_fresh(fresh, summary), drop_existing)
+        issued, found = retry_on_conflict(
+            lambda: self._issue_fresh(fresh, specs, summary), drop_existing
+        )
         present |= found
-        summary.kinds["issuance"].duplicates += sum(1 for vid in ids if vid in present)
+        self._check_present(records, ids, present, specs, summary)
         for r, vid in zip(records, ids):
             if vid in present or vid in issued:
+                self.accepted.add(vid)
                 self._file_vintages[(r.program, r.project)].append(vid)
+                self._evidence[(r.program, r.project)].extend(_evidence(r))
+                if specs[vid]["reversible"]:
+                    self._reversible_projects.add((r.program, r.project))
+
+    def _check_present(
+        self,
+        records: list[IssuanceRecord],
+        ids: list[str],
+        present: set[str],
+        specs: dict[str, dict[str, Any]],
+        summary: ImportSummary,
+    ) -> None:
+        """An issuance already in the ledger is a duplicate only if its figures agree."""
+        counts = summary.kinds["issuance"]
+        held = self.figures([vid for vid in ids if vid in present]) if self.figures else {}
+        for r, vid in zip(records, ids):
+            if vid not in present:
+                continue
+            stated = (specs[vid]["quantity"], specs[vid]["buffer"])
+            there = held.get(vid, stated)
+            if there == stated:
+                counts.duplicates += 1
+                continue
+            counts.rejected += 1
+            summary.tally("issued", "rejected", r.quantity)
+            summary.tally("buffer", "rejected", r.buffer)
+            summary.rejects.append(
+                Reject(
+                    r.line,
+                    f"line {r.line}: issuance {r.source_key}: conflicts with the ledger, same "
+                    f"key with other figures: quantity {stated[0]} and buffer {stated[1]} in "
+                    f"the file, quantity {there[0]} and buffer {there[1]} in the ledger",
+                    "",
+                )
+            )
+            present.discard(vid)
 
     def _issue_fresh(
-        self, fresh: list[tuple[IssuanceRecord, str]], summary: ImportSummary
+        self,
+        fresh: list[tuple[IssuanceRecord, str]],
+        specs: dict[str, dict[str, Any]],
+        summary: ImportSummary,
     ) -> tuple[set[str], set[str]]:
-        """Issue in one transaction; if the ledger refuses one spec, issue them one by one.
+        """Issue in one transaction; if the ledger refuses one spec, issue them one by one,
+        rejecting only the specs it refuses (whatever it raises), so one bad row never stops
+        the rows after it.
 
         Returns the ids issued, and the ids found to exist meanwhile (one by one only).
         """
         counts = summary.kinds["issuance"]
         found: set[str] = set()
         try:
-            self.app.issue_many([_spec(r, vid) for r, vid in fresh])
+            self.app.issue_many([specs[vid] for _, vid in fresh])
             done = fresh
-        except LedgerError:
+        except RecordConflictError:
+            raise
+        except ROW_FAULTS:
             done = []
             for r, vid in fresh:
                 try:
-                    self.app.issue_many([_spec(r, vid)])
+                    self.app.issue_many([specs[vid]])
                     done.append((r, vid))
                 except RecordConflictError:
                     found.add(vid)
-                except LedgerError as exc:
+                except ROW_FAULTS as exc:
                     counts.rejected += 1
+                    summary.tally("issued", "rejected", r.quantity)
+                    summary.tally("buffer", "rejected", r.buffer)
                     summary.rejects.append(
-                        Reject(r.line, f"line {r.line}: issuance {r.source_key}: {exc}", "")
+                        Reject(r.line, f"line {r.line}: issuance {r.source_key}: {_why(exc)}", "")
                     )
         counts.imported += len(done)
-        summary.quantity += sum(r.quantity for r, _ in done)
-        summary.buffer += sum(r.buffer for r, _ in done)
+        summary.quantity += sum(specs[vid]["quantity"] for _, vid in done)
+        summary.buffer += sum(specs[vid]["buffer"] for _, vid in done)
+        summary.non_reversible += sum(
+            specs[vid]["quantity"] for _, vid in done if not specs[vid]["reversible"]
+        )
         return {vid for _, vid in done}, found
+
+    def _spec(self, record: IssuanceRecord, summary: ImportSummary) -> dict[str, Any]:
+        """The issuance command: with whether the credits can reverse, and any buffer the
+        program withholds though the file does not state it."""
+        vid = vintage_id_for(record.program, record.source_key)
+        reversible = self._reversible(record, summary)
+        spec = _spec(record, vid)
+        spec["reversible"] = reversible
+        spec["buffer"] = record.buffer + self._derived_buffer(record, reversible, summary)
+        return spec
+
+    def _reversible(self, record: IssuanceRecord, summary: ImportSummary) -> bool:
+        """The source's own statement, else the profile's scope, else the format's default
+        (and a finding: an unknown type must be looked at)."""
+        if record.reversible_stated is not None:
+            return record.reversible_stated
+        profile = self.app.catalog.get(record.program)
+        answer = profile.reversible(record.project_type, record.methodology)
+        if answer is not None:
+            return answer
+        default = UNKNOWN_REVERSIBLE.get(self.fmt, True)
+        summary.findings.append(
+            f"line {record.line}: project type {record.project_type!r} (methodology "
+            f"{record.methodology!r}) is not in profile {record.program}'s reversal scope; "
+            f"recorded as {'reversible' if default else 'non-reversible'}, the {self.fmt} "
+            "format's default"
+        )
+        return default
+
+    def _derived_buffer(
+        self, record: IssuanceRecord, reversible: bool, summary: ImportSummary
+    ) -> int:
+        """Gold Standard withholds a flat share of sequestration credits that its issuance
+        export does not state: derive it from the profile (quantity is the 1 - rate part)."""
+        if record.buffer or not reversible or self.fmt not in DERIVED_BUFFER:
+            return 0
+        profile = self.app.catalog.get(record.program)
+        if profile.reversible(record.project_type, record.methodology) is not True:
+            return 0  # only types the profile names as land use and forest, never a default
+        rate = profile.buffer_rate.value
+        if profile.buffer_method.value != "flat" or not rate:
+            return 0
+        share = Fraction(str(rate))
+        derived = int(Fraction(record.quantity) * share / (1 - share) + Fraction(1, 2))
+        if derived:
+            summary.findings.append(
+                f"line {record.line}: buffer of {derived} derived from profile "
+                f"{record.program}'s flat rate {rate} (the file states none)"
+            )
+            summary.tally("buffer", "file", derived)
+        return derived
+
+    # ------------------------------------------------------------------ verification history
+
+    def _record_history(self, summary: ImportSummary) -> None:
+        """Record the verifications the file's issuances imply (see :mod:`.history`)."""
+        today = date.today()
+        todo: list[history.Verification] = []
+        for (program, project), evidence in self._evidence.items():
+            if (program, project) not in self._reversible_projects:
+                continue  # nothing of it can lapse (see the module docstring of .history)
+            ids = list(dict.fromkeys(self._file_vintages.get((program, project), [])))
+            if self.app.index is not None:
+                ids += [i for i in self.app.index.vintage_ids_of_project(project) if i not in ids]
+            known = [k for k in (self._known(vid, program) for vid in ids) if k is not None]
+            todo += history.plan(program, known, evidence, today)
+        grouped = history.by_vintage(todo)
+        vids = list(grouped)
+        for start in range(0, len(vids), self.batch):
+            chunk = vids[start : start + self.batch]
+
+            def verify(v: Vintage) -> None:
+                for item in grouped[str(v.id)]:
+                    if item.on not in v.verifications:
+                        v.verify(item.on, verifier=item.verifier)
+
+            try:
+                self.app._batch(chunk, verify)  # until LedgerApp has a verify_many
+                summary.verifications += sum(len(grouped[vid]) for vid in chunk)
+            except ROW_FAULTS as exc:
+                summary.findings.append(
+                    f"verifications implied by the file not recorded: {_why(exc)}"
+                )
+
+    def _known(self, vid: str, program: str) -> history.Known | None:
+        try:
+            v = self.app.vintage(vid)
+        except LedgerError:
+            return None
+        if v.program != program or v.period_closed:
+            return None
+        return history.Known(
+            vid, v.issued_on, v.period_end, v.reversible, frozenset(v.verifications)
+        )
 
     # ------------------------------------------------------------------ other commands
 
@@ -808,6 +1174,7 @@ class Loader:
                 counts = summary.kinds[command.kind]
                 if outcome.status == "rejected":
                     counts.rejected += len(command.records)
+                    summary.tally(command.kind, "rejected", command.quantity)
                     for record in command.records:
                         summary.rejects.append(
                             Reject(record.line, f"line {record.line}: {outcome.reason}", "")
@@ -815,8 +1182,19 @@ class Loader:
                 elif outcome.status == "imported" and command.kind == "reversal":
                     counts.imported += 1
                     counts.duplicates += len(command.records) - 1
+                    summary.tally(
+                        command.kind, "repeated", command.quantity - command.records[0].quantity
+                    )
+                    summary.tally(command.kind, "ledger", command.records[0].quantity)
                 else:
                     counts.count(outcome.status, len(command.records))
+                    if command.kind == "reversal":
+                        summary.tally(
+                            command.kind, "repeated", command.quantity - command.records[0].quantity
+                        )
+                        summary.tally(command.kind, "ledger", command.records[0].quantity)
+                    else:
+                        summary.tally(command.kind, "ledger", command.quantity)
 
     def _apply_chunk(self, chunk: list[Command]) -> list[Outcome]:
         """Apply a chunk of commands on fresh copies and save them in one transaction."""
@@ -829,8 +1207,10 @@ class Loader:
         unit = Unit(batch, isolated=command.several_steps)
         try:
             status = command.apply(self, unit)
-        except (Refused, LedgerError) as exc:
+        except Refused as exc:
             return Outcome("rejected", f"{command.kind.replace('_', ' ')}: {exc}")
+        except ROW_FAULTS as exc:
+            return Outcome("rejected", f"{command.kind.replace('_', ' ')}: {_why(exc)}")
         unit.commit()
         return Outcome(status)
 
@@ -861,6 +1241,29 @@ class Loader:
         return [(t, rid) for t in vintages for rid, _ in t.marks.reversals.get(note, [])]
 
 
+def _why(exc: BaseException) -> str:
+    """One line for a rejection: the ledger's own message, or the fault's type and text."""
+    if isinstance(exc, LedgerError):
+        return str(exc)
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return f"refused by the ledger: {type(exc).__name__}: {text}"
+
+
+def _evidence(record: IssuanceRecord) -> list[history.Evidence]:
+    items = [history.Evidence(record.issued_on, record.source_key, record.verifier, False)]
+    if record.verified_on is not None:
+        items.append(history.Evidence(record.verified_on, record.source_key, record.verifier, True))
+    return items
+
+
+def _serial(prefix: str | None, number: str | None) -> str | None:
+    """A serial as stored: its numbering space kept (``GS1-1-UG-GS11236-16-2024-30307-1``),
+    so that ``check`` compares serials only within one space."""
+    if number is None or not prefix:
+        return number
+    return f"{prefix}-{number}"
+
+
 def _spec(record: IssuanceRecord, vid: str) -> dict[str, Any]:
     return {
         "vintage_id": vid,
@@ -872,12 +1275,13 @@ def _spec(record: IssuanceRecord, vid: str) -> dict[str, Any]:
         "vintage_year": record.vintage_year,
         "vintage_start": record.vintage_start,
         "vintage_end": record.vintage_end,
-        "serial_first": record.serial_first,
-        "serial_last": record.serial_last,
+        "serial_first": _serial(record.serial_prefix, record.serial_first),
+        "serial_last": _serial(record.serial_prefix, record.serial_last),
         "crediting_start": record.crediting_start,
         "source_key": record.source_key,
         "corresponding_adjustment": record.corresponding_adjustment,
         "authorization": record.authorization,
+        "project_type": record.project_type,
     }
 
 
@@ -903,6 +1307,31 @@ def write_rejects(path: Path, rejects: Sequence[Reject]) -> None:
     for reject in rejects:
         writer.writerow([reject.line, reject.reason, reject.raw])
     Path(path).write_text(buffer.getvalue(), encoding="utf-8", newline="")
+
+
+def read_model_figures(engine: Engine) -> Callable[[Sequence[str]], dict[str, tuple[int, int]]]:
+    """(quantity, buffer) of these vintage ids as the read model holds them."""
+
+    def figures(ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+        found: dict[str, tuple[int, int]] = {}
+        with engine.connect() as conn:
+            for start in range(0, len(ids), _IN_CHUNK):
+                chunk = list(ids[start : start + _IN_CHUNK])
+                query = select(vintages.c.vintage_id, vintages.c.quantity, vintages.c.buffer).where(
+                    vintages.c.vintage_id.in_(chunk)
+                )
+                found.update((row[0], (int(row[1]), int(row[2]))) for row in conn.execute(query))
+        return found
+
+    return figures
+
+
+def reconcile(summary: ImportSummary, accepted: set[str], engine: Engine) -> None:
+    """Put the ledger's issued and buffer figures for the file's vintages beside the file's:
+    read back from the read model after the import, not from what the importer counted."""
+    held = read_model_figures(engine)(sorted(accepted))
+    summary.tally("issued", "ledger", sum(q for q, _ in held.values()))
+    summary.tally("buffer", "ledger", sum(b for _, b in held.values()))
 
 
 def read_model_ids(engine: Engine) -> Callable[[Sequence[str]], set[str]]:
@@ -936,8 +1365,17 @@ def load(
     progress: Callable[[int], None] | None = None,
 ) -> ImportSummary:
     """Load a prepared file through a runtime (its read model answers the duplicate check)."""
-    loader = Loader(runtime.app, batch, progress, runtime.refresh, read_model_ids(runtime.engine))
-    return loader.run(prepared)
+    loader = Loader(
+        runtime.app,
+        batch,
+        progress,
+        runtime.refresh,
+        read_model_ids(runtime.engine),
+        read_model_figures(runtime.engine),
+    )
+    summary = loader.run(prepared)
+    reconcile(summary, loader.accepted, runtime.engine)
+    return summary
 
 
 def save_rejects(summary: ImportSummary, path: Path | None = None) -> None:

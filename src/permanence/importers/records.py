@@ -67,6 +67,17 @@ class IssuanceRecord:
     authorization: str | None
     labels: tuple[str, ...] = ()
     buffer_transferred: int = 0
+    #: The methodology or protocol as stated (the importer maps it, with ``project_type``,
+    #: to whether the credits can reverse).
+    methodology: str | None = None
+    #: What the source itself says about reversibility (CAR ``Reversible/Non-Reversible``),
+    #: None when it says nothing; it wins over any mapping.
+    reversible_stated: bool | None = None
+    #: The verification body the source names for this issuance, verbatim.
+    verifier: str | None = None
+    #: A verification date the source states for this issuance (CARB ``Date Invalidation
+    #: Period Reduced``: a second verification), None when it states none.
+    verified_on: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +105,8 @@ class BufferRetirementRecord:
     """Buffer credits of one issuance retired to compensate one (unintentional) reversal.
 
     ``source_key`` is the issuance whose buffer contribution was drawn on; ``for_reversal`` is
-    the reversal's key as the source's free text names it (e.g. ``"CAFR5076-A"``); ``on`` is
-    the retirement date when the text gives one.
+    the reversal's key as the source's free text names it (e.g. ``"CAFR5076-A"``), None when
+    the text names none; ``on`` is the retirement date when the text gives one.
     """
 
     line: int
@@ -103,7 +114,10 @@ class BufferRetirementRecord:
     source_key: str
     on: date | None
     quantity: int
-    for_reversal: str
+    for_reversal: str | None
+    #: Why the comment could not say which reversal or when (None when it could): the
+    #: retirement is still recorded, as a pool cancellation, and the reason is a finding.
+    unread: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +156,30 @@ class RetirementRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class CreditRecord:
+    """Credits of one project's vintage retired or cancelled on ``on`` (ACR and CAR
+    retirement and cancellation exports).
+
+    ``source_key`` is the issuance's key when the export states enough to form it (ACR:
+    issuance date-time, vintage and period); otherwise None, and the importer finds the
+    project's vintages of ``vintage_year`` issued on or before ``on``. ``action`` is
+    ``retire`` (the credits must stay permanent) or ``cancel`` (the credits leave the program
+    and its exposure, e.g. CAR's "Canceled for ARB Compliance"). ``serials`` as stated.
+    """
+
+    line: int
+    program: str
+    source_key: str | None
+    project: str
+    vintage_year: int | None
+    on: date
+    quantity: int
+    action: str
+    reason: str | None
+    serials: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Rejected:
     """A row, or one part of a row, that could not be read faithfully.
 
@@ -170,6 +208,7 @@ Record = (
     | SurrenderRecord
     | InvalidationRecord
     | RetirementRecord
+    | CreditRecord
 )
 """A fact to hand to the ledger."""
 

@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from .cells import CellError, Row, identifier, iso_date, read_rows
+from .cells import CellError, Row, identifier, iso_date, read_rows, spaces
 from .records import IssuanceRecord, ParseResult, Rejected, RetirementRecord
 
 FORMAT = "verra"
@@ -58,7 +58,7 @@ def parse(path: Path) -> Iterator[ParseResult]:
 def _read(row: Row) -> list[ParseResult]:
     """The row's issuance, and its retirement when dated; a bad cell rejects the whole row."""
     project = identifier(row.required("ID"))
-    serial = row.required(SERIAL)
+    serial = spaces(row.required(SERIAL)).replace(" ", "")
     match = _SERIAL.fullmatch(serial)
     if match is None:
         raise CellError(f"column {SERIAL!r}: {serial!r} is not a Verra serial range")
@@ -99,6 +99,7 @@ def _read(row: Row) -> list[ParseResult]:
         corresponding_adjustment=None,
         authorization="; ".join(article6) or None,
         labels=labels,
+        methodology=row.text("Methodology"),
     )
     if retired is None:
         return [issuance]
