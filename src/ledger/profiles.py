@@ -8,6 +8,7 @@ profile file changes. A registry adds its own profile as a JSON file of the same
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
@@ -56,6 +57,39 @@ class Rules(BaseModel):
     classification_overrides: dict[str, Classification] = Field(default_factory=dict)
 
 
+class ReversalScope(BaseModel):
+    """Which project types carry a reversal obligation under a program (why: destroyed gases
+    and avoided emissions cannot reverse, so they must carry no exposure, lapse or buffer).
+
+    Each entry is a case-insensitive regular expression searched in a row's project type,
+    methodology or protocol; ``reversible`` is tried first, so a text naming both (a biogas
+    project on forest land) keeps the obligation. No match is "unknown": the importing format
+    decides, and says so.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    reversible: tuple[str, ...] = ()
+    non_reversible: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _check_patterns(self) -> ReversalScope:
+        for pattern in self.reversible + self.non_reversible:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"pattern {pattern!r} is not a regular expression: {e}") from None
+        return self
+
+    def classify(self, *texts: str | None) -> bool | None:
+        """True (can reverse), False (cannot), or None when no pattern names any text."""
+        found = [t for t in texts if t]
+        for patterns, answer in ((self.reversible, True), (self.non_reversible, False)):
+            for pattern in patterns:
+                if any(re.search(pattern, text, re.IGNORECASE) for text in found):
+                    return answer
+        return None
+
+
 class ProgramProfile(BaseModel):
     """A program's rules as published, each with its source and confidence."""
 
@@ -82,6 +116,15 @@ class ProgramProfile(BaseModel):
     stress_test_interval_years: Rule[int]
     classification_overrides: Rule[dict[str, Classification]]
     sources: list[str] = Field(default_factory=list)
+    #: Where ``ccp_aligned`` comes from (ICVCM's published programme decisions).
+    ccp_source: str | None = None
+    #: Project types that carry a reversal obligation (see :class:`ReversalScope`); None:
+    #: every vintage of the program can reverse.
+    reversal_scope: Rule[ReversalScope] | None = None
+    #: Years after issuance during which credits can be invalidated (CARB), and the shorter
+    #: window once a second verification has been done.
+    invalidation_years: Rule[int | None] | None = None
+    invalidation_years_second_verification: Rule[int | None] | None = None
 
     @model_validator(mode="after")
     def _check_values(self) -> ProgramProfile:
@@ -115,6 +158,13 @@ class ProgramProfile(BaseModel):
             risk_reassessment_years=self.risk_reassessment_years.value,
             classification_overrides=dict(self.classification_overrides.value),
         )
+
+    def reversible(self, *texts: str | None) -> bool | None:
+        """Whether credits of a project so described can reverse; None when the profile's
+        scope does not say (no scope at all: every project of the program can)."""
+        if self.reversal_scope is None:
+            return True
+        return self.reversal_scope.value.classify(*texts)
 
     def rule_table(self) -> list[tuple[str, Any, str, str]]:
         """(rule, value, confidence, source) rows, for display."""
