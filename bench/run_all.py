@@ -35,6 +35,7 @@ SUITE = (
     ("imports", "Registry import (issue 6)", "import rate of a 100,000-row ACR-shaped file"),
     ("export", "Tamper-evident export (issue 6)", "verify-export throughput"),
     ("load", "HTTP read API under ingest (issue 7)", ">= 500 reads/s, p95 <= 50 ms, no errors"),
+    ("overlaps", "Serial-overlap check (issue 14)", "100,000 vintages in at most 10 s"),
 )
 
 
