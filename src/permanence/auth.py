@@ -19,8 +19,10 @@ When auth is enforced
     document) needs a token whose role the route allows: 401 without a valid token, 403 for
     a role that may not. Whether auth is enforced is checked on every request, so the first
     ``token create`` protects a running server at once. Until then reads are open (a fresh,
-    local install). The ledger's write endpoints always need a ``registry`` token, so that
-    every write can record which token made it.
+    local install). Every write (any method but GET, HEAD and OPTIONS: the ledger's write
+    endpoints, recording a stress test) always needs a token whose role may write there, so
+    that every write records which token made it; until a token exists, HTTP writes are
+    refused and the CLI is the local admin path.
 
 Revocation
     A server remembers a token it has verified for :data:`TOKEN_RECHECK_SECONDS` (by its
@@ -340,7 +342,9 @@ def guard(access: Access) -> Callable[..., Coroutine[Any, Any, Principal | None]
         if store is None:
             raise RuntimeError("the token store is not open: serve the app with its lifespan")
         if credentials is None:
-            if access.always or await run_in_threadpool(store.enforced):
+            # a write always names its token (the CLI is the local admin path); a read needs
+            # one once auth is enforced
+            if access.always or not safe or await run_in_threadpool(store.enforced):
                 raise _unauthorized("authentication required: send 'Authorization: Bearer <token>'")
             return None
         token = credentials.credentials

@@ -8,6 +8,7 @@ either way one line names the problem and nothing is written.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
@@ -22,8 +23,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.errors import LedgerError
 from permanence.config import ConfigError, Settings
-from permanence.parsing import UsageError, to_date, to_quantity, to_serials, to_timestamp
-from permanence.runtime import Runtime
+from permanence.parsing import (
+    UsageError,
+    check_arguments,
+    to_date,
+    to_quantity,
+    to_serials,
+    to_timestamp,
+    to_year,
+)
+from permanence.runtime import LedgerNotFound, Runtime
 
 T = TypeVar("T")
 
@@ -45,6 +54,7 @@ KNOWN_AT = typer.Option(None, "--known-at", help="Only what had been recorded by
 
 class State:
     db: str | None = None
+    command: str | None = None
 
 
 _state = State()
@@ -52,18 +62,27 @@ _state = State()
 
 @app.callback()
 def main_options(
+    ctx: typer.Context,
     db: str = typer.Option(None, "--db", envvar="PERMANENCE_DB", help="SQLite path or postgresql:// URL."),
 ) -> None:
     _state.db = db
+    _state.command = ctx.invoked_subcommand
 
 
 def settings() -> Settings:
     return Settings(db=_state.db) if _state.db else Settings()
 
 
+CREATING_COMMANDS = frozenset({"issue", "import"})
+"""Commands that may create a ledger; every other command refuses a store holding none."""
+
+
 @contextmanager
-def runtime() -> Iterator[Runtime]:
-    rt = Runtime(settings())
+def runtime(create: bool | None = None) -> Iterator[Runtime]:
+    """The runtime of a command; only :data:`CREATING_COMMANDS` create a missing ledger."""
+    if create is None:
+        create = _state.command in CREATING_COMMANDS
+    rt = Runtime(settings(), create=create)
     try:
         with rt.app.acting_as(rt.settings.actor or "cli"):
             yield rt
@@ -82,13 +101,20 @@ def guarded(fn: Callable[[], T]) -> T:
         return fn()
     except (UsageError, ConfigError) as e:
         fail(str(e), 2)
-    except LedgerError as e:
+    except (LedgerError, LedgerNotFound) as e:
         fail(str(e), 1)
     except (PersistenceError, SQLAlchemyError, sqlite3.Error) as e:
         # a locked, read-only or unreachable store: one line, and the transaction rolled back
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        fail(f"database: {first}", 1)
+        fail(f"database: {database_problem(e)}", 1)
     raise AssertionError("unreachable")
+
+
+def database_problem(error: BaseException) -> str:
+    """The first line of a store's error, naming the setting when a lock wait timed out."""
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if "lock timeout" in first:
+        first += " (PERMANENCE_LOCK_TIMEOUT_SECONDS)"
+    return first
 
 
 def emit(data: Any, as_json: bool, human: Callable[[Any], str] | None = None) -> None:
@@ -144,7 +170,7 @@ def required_date(text: str, field: str) -> date:
 def issue(
     program: str = typer.Option(..., help="Program profile name."),
     project: str = typer.Option(..., help="Project identifier."),
-    vintage_year: int = typer.Option(None, "--vintage-year", help="Vintage year."),
+    vintage_year: str = typer.Option(None, "--vintage-year", help="Vintage year."),
     quantity: str = typer.Option(..., help="Credits issued to the project (tonnes)."),
     buffer: str = typer.Option("0", help="Credits withheld for the pooled buffer."),
     on: str = typer.Option(..., help="Issuance date YYYY-MM-DD."),
@@ -162,7 +188,7 @@ def issue(
         spec = {
             "program": program,
             "project": project,
-            "vintage_year": vintage_year,
+            "vintage_year": to_year(vintage_year),
             "quantity": to_quantity(quantity),
             "buffer": to_quantity(buffer, "buffer", allow_zero=True),
             "on": required_date(on, "on"),
@@ -513,7 +539,7 @@ def projections_status(as_json: bool = JSON) -> None:
     """Projected position and lag behind the event log."""
 
     def body() -> None:
-        rt = Runtime(settings(), catch_up_on_write=False)
+        rt = Runtime(settings(), catch_up_on_write=False, create=False)
         try:
             data = {"position": rt.projector.position(), "lag": rt.projector.lag()}
         finally:
@@ -534,16 +560,27 @@ def serve(
     from permanence.http import create_app
 
     def body() -> None:
-        uvicorn.run(create_app(settings()), host=host, port=port, log_level="info")
+        rt = Runtime(settings())  # opened first: an unreachable store is one line, not a trace
+        try:
+            uvicorn.run(create_app(rt.settings, rt), host=host, port=port, log_level="info")
+        finally:
+            rt.close()
 
     guarded(body)
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    Files and folders the ledger creates are its owner's only (umask 077: the SQLite file
+    and its -wal/-shm, exports, reports); an argument carrying a control character or a
+    terminal escape is refused before any command runs.
+    """
+    os.umask(0o077)
     try:
+        check_arguments(sys.argv[1:])
         app()
-    except ConfigError as e:
+    except (ConfigError, UsageError) as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
 

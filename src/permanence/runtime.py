@@ -2,29 +2,40 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect
 
 from ledger.application import LedgerApp
 from ledger.profiles import ProfileCatalog
 from permanence.config import Settings, Store, parse_store
+from permanence.pgstore import session_options
 from projections.projector import Projector
 from projections.queries import ReadModelIndex
+from scheduler.leader import advisory_key
 
 
 class Runtime:
     """Everything one process needs: the application, the engine, the projector."""
 
-    def __init__(self, settings: Settings, catch_up_on_write: bool = True) -> None:
+    def __init__(self, settings: Settings, catch_up_on_write: bool = True,
+                 create: bool = True) -> None:
+        """Open the store; with ``create=False`` a ledger that does not exist yet is a
+        :class:`LedgerNotFound` (read commands never create one), else it is created."""
         self.settings = settings
         self.store: Store = parse_store(settings.db, settings.lock_timeout_seconds)
         extra = sorted(settings.profiles_dir.glob("*.json")) if settings.profiles_dir else []
         self.catalog = ProfileCatalog.load(extra)
+        if not create:
+            _require_ledger(self.store, settings.lock_timeout_seconds)
+        elif self.store.sqlite_path is not None:
+            _create_private_file(self.store.sqlite_path)
         self.engine: Engine = make_engine(self.store, settings.lock_timeout_seconds)
-        with _schema_lock(self.engine):
+        with _schema_lock(self.engine, self.store):
             self.app = LedgerApp(
                 env=dict(self.store.eventsourcing_env),
                 catalog=self.catalog,
@@ -44,20 +55,58 @@ class Runtime:
         self.engine.dispose()
 
 
+class LedgerNotFound(LookupError):
+    """A command that only reads (or changes what exists) named a ledger that is not there."""
+
+
+EVENTS_TABLE = "permanence_events"
+CREATE_HINT = "`permanence issue` or `permanence import` creates one"
+
+
+def _require_ledger(store: Store, lock_timeout: int) -> None:
+    """Refuse a store that holds no ledger yet, before anything is created in it."""
+    if store.sqlite_path is not None:
+        if not store.sqlite_path.is_file():
+            raise LedgerNotFound(f"no ledger at {store.sqlite_path}; {CREATE_HINT}")
+        return
+    engine = make_engine(store, lock_timeout)
+    try:
+        found = inspect(engine).has_table(EVENTS_TABLE, schema=store.schema)
+    finally:
+        engine.dispose()
+    if not found:
+        raise LedgerNotFound(f"no ledger in {store.display}; {CREATE_HINT}")
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the SQLite file readable and writable by its owner only (0600); SQLite gives
+    its -wal and -shm files the mode of the database file. An existing file is left as is."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 @contextmanager
-def _schema_lock(engine: Engine) -> Iterator[None]:
+def _schema_lock(engine: Engine, store: Store) -> Iterator[None]:
     """Serialise table creation: two processes starting at once on PostgreSQL would
-    otherwise race on ``CREATE OR REPLACE FUNCTION`` ("tuple concurrently updated")."""
+    otherwise race on ``CREATE OR REPLACE FUNCTION`` ("tuple concurrently updated").
+
+    One lock per database and schema, so ledgers in other schemas start independently;
+    waiting for it is bounded by the lock timeout, as every statement is."""
     if engine.dialect.name != "postgresql":
         yield
         return
+    key = advisory_key("permanence-schema", store.eventsourcing_env["POSTGRES_DBNAME"],
+                       store.schema)
     with engine.connect() as conn:
-        conn.exec_driver_sql("SELECT pg_advisory_lock(7142350001)")
+        conn.exec_driver_sql("SELECT pg_advisory_lock(%s)", (key,))
         conn.commit()
         try:
             yield
         finally:
-            conn.exec_driver_sql("SELECT pg_advisory_unlock(7142350001)")
+            conn.exec_driver_sql("SELECT pg_advisory_unlock(%s)", (key,))
             conn.commit()
 
 
@@ -77,12 +126,20 @@ def make_engine(store: Store, lock_timeout: int) -> Engine:
             cur.close()
 
         return engine
-    options = f"-c lock_timeout={lock_timeout * 1000}"
-    if store.schema:
-        options += f" -c search_path={store.schema}"
+    options = session_options(store.libpq.get("options"), lock_timeout * 1000, store.schema)
     return create_engine(
-        store.sqlalchemy_url, connect_args={"options": options}, pool_pre_ping=True, future=True
+        store.sqlalchemy_url,
+        connect_args={"options": options, "connect_timeout": _connect_timeout(store, lock_timeout)},
+        pool_pre_ping=True,
+        future=True,
     )
+
+
+def _connect_timeout(store: Store, lock_timeout: int) -> int:
+    """The URL's ``connect_timeout``, else the lock timeout (at least 5 s): a server that
+    does not answer is reported as one does not wait for a lock forever."""
+    given = store.libpq.get("connect_timeout", "")
+    return int(given) if given.isdigit() else max(5, lock_timeout)
 
 
 @contextmanager

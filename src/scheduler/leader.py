@@ -58,7 +58,7 @@ class FileLeaderLock:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock = FileLock(str(path), thread_local=False)
+        self._lock = FileLock(str(path), mode=0o600, thread_local=False)
 
     @property
     def held(self) -> bool:
@@ -143,9 +143,24 @@ def advisory_key(*parts: str | None) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def libpq_params(sqlalchemy_url: str) -> dict[str, str]:
+    """The libpq connection parameters of a ``postgresql+psycopg://`` URL, every part
+    decoded by SQLAlchemy's ``make_url`` (a password ``p%40ss`` is ``p@ss``; ``sslmode``
+    and the other options of the query are kept)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(sqlalchemy_url)
+    params = {k: str(v) for k, v in url.translate_connect_args(
+        username="user", database="dbname").items()}
+    params.update({k: v for k, v in url.query.items() if isinstance(v, str)})
+    return params
+
+
 def libpq_url(sqlalchemy_url: str) -> str:
-    """``postgresql+psycopg://`` -> ``postgresql://`` (what psycopg itself accepts)."""
-    return sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    """The conninfo string psycopg accepts for the same connection as ``sqlalchemy_url``."""
+    from psycopg.conninfo import make_conninfo
+
+    return make_conninfo("", **libpq_params(sqlalchemy_url))
 
 
 def lock_for(store: StoreInfo) -> LeaderLock:
@@ -154,6 +169,6 @@ def lock_for(store: StoreInfo) -> LeaderLock:
         if store.sqlite_path is None:
             raise ValueError("an SQLite store needs its file path for the leader lock")
         return FileLeaderLock(store.sqlite_path.with_name(store.sqlite_path.name + ".scheduler.lock"))
-    url = libpq_url(store.sqlalchemy_url)
-    dbname = url.rsplit("/", 1)[-1].split("?", 1)[0]
-    return AdvisoryLeaderLock(url, advisory_key(LOCK_NAMESPACE, dbname, store.schema))
+    dbname = libpq_params(store.sqlalchemy_url).get("dbname")
+    return AdvisoryLeaderLock(libpq_url(store.sqlalchemy_url),
+                              advisory_key(LOCK_NAMESPACE, dbname, store.schema))
