@@ -17,6 +17,9 @@ import pytest
 from permanence.config import Settings
 from permanence.runtime import Runtime
 
+# The scenarios run over decades: fix "today" past them (PERMANENCE_TODAY is the setting a
+# demo or a test uses for that). Tests of the no-future rule set their own today.
+os.environ.setdefault("PERMANENCE_TODAY", "2199-12-31")
 PG_BASE = os.environ.get("PERMANENCE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

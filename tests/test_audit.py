@@ -37,7 +37,7 @@ def test_audit_by_project_lists_every_vintage_with_recorder_and_state(
     assert [e["event"] for e in first["events"]] == ["Issued", "Verified", "ReversalRecorded"]
     assert [e["version"] for e in first["events"]] == [1, 2, 3]
     assert [e["recorded_by"] for e in first["events"]] == ["alice", "bob", "bob"]
-    assert first["events"][-1]["state"]["due"] == {"proponent": 0, "pool": 500}
+    assert first["events"][-1]["state"]["due"] == {"proponent": 0, "pool": 500, "fund": 0, "jurisdiction": 0, "insurer": 0}
     assert first["events"][0]["state"]["exposure"] == 8_000
     assert [e["event"] for e in second["events"]] == ["Issued", "Verified"]
     assert other not in {v["vintage_id"] for v in data["vintages"]}
@@ -45,7 +45,7 @@ def test_audit_by_project_lists_every_vintage_with_recorder_and_state(
     text = cli(db_url, "audit", "--project", "VCS7")
     assert text.exit_code == 0
     assert text.output.startswith("audit of project VCS7: 2 vintage(s)")
-    assert "by bob; status monitored, exposure 8,000, due {'proponent': 0, 'pool': 500}" in text.output
+    assert "by bob; status monitored, exposure 8,000, due pool 500" in text.output
 
     by_program = json.loads(cli(db_url, "audit", "--program", "verra-vcs", "--json").output)
     assert {v["vintage_id"] for v in by_program["vintages"]} == {earlier, later, other}

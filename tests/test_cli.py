@@ -48,7 +48,7 @@ def test_tour_json_shapes(ledger: tuple[str, str]) -> None:
     comp = run(db, "compensate", "--vintage", vid, "--reversal", "R1", "--by", "proponent",
                "--quantity", "500", "--on", "2030-02-01", "--json")
     assert comp.returncode == 0, comp.stderr
-    assert json.loads(comp.stdout)["due"] == {"proponent": 0, "pool": 0}
+    assert json.loads(comp.stdout)["due"] == {"proponent": 0, "pool": 0, "fund": 0, "jurisdiction": 0, "insurer": 0}
     assert run(db, "retire", "--vintage", vid, "--quantity", "1000", "--on", "2030-03-01",
                "--beneficiary", "Acme").returncode == 0
     shown = json.loads(run(db, "show", vid, "--as-of", "2031-01-01", "--json").stdout)
@@ -77,7 +77,7 @@ BAD_INPUT = [
     (2, ["issue", "--program", "icvcm-ccp", "--project", "X", "--quantity", "-4", "--on", "2025-01-01"], "quantity"),
     (2, ["issue", "--program", "icvcm-ccp", "--project", "X", "--quantity", "4", "--on", "2025-02-30"], "on"),
     (1, ["issue", "--program", "nope", "--project", "X", "--quantity", "4", "--on", "2025-01-01"], "unknown program"),
-    (1, ["reversal", "--vintage", "{vid}", "--on", "2030-01-01", "--quantity", "100001", "--cause", "storm"], "exceeds what was issued"),
+    (1, ["reversal", "--vintage", "{vid}", "--on", "2030-01-01", "--quantity", "100001", "--cause", "storm"], "exceeds the 80,000 t still exposed"),
     (1, ["verify", "--vintage", "{vid}", "--on", "2024-12-31"], "before the issuance date"),
     (1, ["compensate", "--vintage", "{vid}", "--reversal", "R1", "--by", "buffer", "--quantity", "1", "--on", "2030-01-01"], "no reversal"),
     (1, ["retire", "--vintage", "4b0a4c8e-0000-4000-8000-000000000000", "--quantity", "1", "--on", "2030-01-01"], "no vintage"),

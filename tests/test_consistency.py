@@ -25,8 +25,10 @@ def cli(db: str, *args: str) -> Result:
 def issue(rt: Runtime, program: str, project: str, quantity: int, first: str | None = None,
           last: str | None = None, on: date = date(2023, 1, 1), year: int = 2022,
           buffer: int = 0) -> str:
+    # as an export that does not say what was withheld for the buffer is imported
     return rt.app.issue(program=program, project=project, vintage_year=year, quantity=quantity,
-                        buffer=buffer, on=on, serial_first=first, serial_last=last)
+                        buffer=buffer, on=on, serial_first=first, serial_last=last,
+                        enforce_minimum_buffer=False)
 
 
 def findings(db: str) -> tuple[int, list[dict[str, Any]]]:

@@ -199,7 +199,7 @@ def test_daemon_process_sweeps_serves_and_stops_on_sigterm(db_url: str, tmp_path
         arose = add_years(issued, 5) + timedelta(days=1)  # dated when it arose, not today
         assert shown.json()["reversals"][0]["on"] == arose.isoformat()
         owed = httpx.get(f"{base}/liabilities", timeout=5).json()
-        assert owed["due"] == {"proponent": 20_000, "pool": 0}
+        assert owed["due"] == {"proponent": 20_000, "pool": 0, "fund": 0, "jurisdiction": 0, "insurer": 0}
         metrics = httpx.get(f"{base}/metrics", timeout=5).text
         assert "permanence_lapses_recorded_total 1.0" in metrics
     finally:

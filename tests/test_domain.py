@@ -60,8 +60,8 @@ def test_worked_example_to_the_tonne_and_the_day() -> None:
     assert v.exposure_at(date(2025, 1, 1)) == 80_000
     assert v.exposure_at(date(2064, 12, 31)) == 80_000
     assert v.exposure_at(date(2065, 1, 1)) == 0
-    assert v.due_at(date(2034, 6, 30)) == {"proponent": 0, "pool": 0}
-    assert v.due_at(date(2034, 7, 1)) == {"proponent": 20_000, "pool": 0}
+    assert v.due_at(date(2034, 6, 30)) == {"proponent": 0, "pool": 0, "fund": 0, "jurisdiction": 0, "insurer": 0}
+    assert v.due_at(date(2034, 7, 1)) == {"proponent": 20_000, "pool": 0, "fund": 0, "jurisdiction": 0, "insurer": 0}
 
 
 def test_all_issued_basis_sizes_lapse_at_q_plus_b() -> None:
@@ -74,17 +74,18 @@ def test_all_issued_basis_sizes_lapse_at_q_plus_b() -> None:
 def test_lapse_cure_only_where_profile_allows() -> None:
     cured = issue("verra-vcs", quantity=1_000, buffer=300)
     rid = cured.record_lapse(date(2031, 1, 1))
-    assert cured.on_hold == 300  # verra holds buffer credits on lapse
+    assert cured.on_hold_at(date(2030, 1, 2)) == 300  # verra holds buffer credits on lapse
     cured.verify(date(2031, 2, 1))
     assert cured.reversals[rid].cured_on == date(2031, 2, 1)
-    assert cured.on_hold == 0
-    assert cured.due_at(date(2031, 2, 1)) == {"proponent": 0, "pool": 0}
-    assert cured.due_at(date(2030, 6, 1)) == {"proponent": 300, "pool": 0}
+    assert cured.on_hold_at(date(2031, 1, 31)) == 300
+    assert cured.on_hold_at(date(2031, 2, 1)) == 0
+    assert cured.due_at(date(2031, 2, 1)) == {"proponent": 0, "pool": 0, "fund": 0, "jurisdiction": 0, "insurer": 0}
+    assert cured.due_at(date(2030, 6, 1)) == {"proponent": 300, "pool": 0, "fund": 0, "jurisdiction": 0, "insurer": 0}
     strict = issue("icvcm-ccp")
     rid = strict.record_lapse(date(2031, 1, 1))
     strict.verify(date(2031, 2, 1))
     assert strict.reversals[rid].cured_on is None
-    assert strict.due_at(date(2031, 2, 1)) == {"proponent": 0, "pool": 20_000}  # past deadline
+    assert strict.due_at(date(2031, 2, 1)) == {"proponent": 0, "pool": 20_000, "fund": 0, "jurisdiction": 0, "insurer": 0}  # past deadline
 
 
 def test_retirement_does_not_reduce_exposure_cancellation_does() -> None:
@@ -102,11 +103,11 @@ def test_unavoidable_reversal_owed_by_pool_and_buffer_compensation() -> None:
     v = issue()
     result = v.record_reversal(date(2030, 8, 1), 5_000, "wildfire")
     assert result == ("R1", "unavoidable")
-    assert v.due_at(date(2030, 8, 1)) == {"proponent": 0, "pool": 5_000}
+    assert v.due_at(date(2030, 8, 1)) == {"proponent": 0, "pool": 5_000, "fund": 0, "jurisdiction": 0, "insurer": 0}
     v.compensate("R1", "buffer", 2_000, date(2030, 9, 1))
-    assert v.due_at(date(2030, 9, 1)) == {"proponent": 0, "pool": 3_000}
+    assert v.due_at(date(2030, 9, 1)) == {"proponent": 0, "pool": 3_000, "fund": 0, "jurisdiction": 0, "insurer": 0}
     assert v.buffer_cancelled_at(date(2030, 9, 1)) == 2_000
-    with pytest.raises(InvalidCommand, match="exceeds the 3000 still due"):
+    with pytest.raises(InvalidCommand, match="exceeds the 3,000 still due"):
         v.compensate("R1", "buffer", 3_001, date(2030, 9, 2))
     with pytest.raises(UnknownReversal):
         v.compensate("R9", "buffer", 1, date(2030, 9, 2))
@@ -116,8 +117,8 @@ def test_proponent_default_moves_avoidable_reversal_to_pool_after_deadline() -> 
     v = issue()  # icvcm-ccp: 365-day surrender deadline
     v.record_reversal(date(2030, 1, 1), 1_000, "harvest")
     v.compensate("R1", "proponent", 400, date(2030, 6, 1))
-    assert v.due_at(date(2031, 1, 1)) == {"proponent": 600, "pool": 0}
-    assert v.due_at(date(2031, 1, 2)) == {"proponent": 0, "pool": 600}
+    assert v.due_at(date(2031, 1, 1)) == {"proponent": 600, "pool": 0, "fund": 0, "jurisdiction": 0, "insurer": 0}
+    assert v.due_at(date(2031, 1, 2)) == {"proponent": 0, "pool": 600, "fund": 0, "jurisdiction": 0, "insurer": 0}
     with pytest.raises(NothingToDo):
         v.record_default("R1", date(2031, 1, 1))
     v.record_default("R1", date(2031, 5, 5))
@@ -150,7 +151,7 @@ def test_invariants_rejected_before_any_event() -> None:
     v.collect_events()
     with pytest.raises(InvalidCommand, match="before the issuance date"):
         v.verify(date(2024, 12, 31))
-    with pytest.raises(InvalidCommand, match="exceeds what was issued"):
+    with pytest.raises(InvalidCommand, match="exceeds the 80,000 t still exposed"):
         v.record_reversal(date(2030, 1, 1), 100_001, "storm")
     with pytest.raises(InvalidCommand, match="whole number"):
         v.retire(1.5, date(2030, 1, 1))  # type: ignore[arg-type]
@@ -169,10 +170,11 @@ def test_nothing_but_audit_facts_after_period_end() -> None:
     v.end_period(date(2065, 1, 1))
     assert v.status_at(date(2065, 1, 1)) == "ended"
     with pytest.raises(InvalidCommand, match="only audit facts"):
-        v.retire(1, date(2064, 6, 1))
+        v.retire(1, date(2065, 6, 1))
+    v.retire(1, date(2064, 6, 1))  # dated within the period: the recorded end changes nothing
     v.compensate("R1", "proponent", 100, date(2065, 3, 1))  # settling is an audit fact
     v.verify(date(2065, 2, 1))
-    assert v.due_at(date(2065, 3, 1)) == {"proponent": 0, "pool": 0}
+    assert v.due_at(date(2065, 3, 1)) == {"proponent": 0, "pool": 0, "fund": 0, "jurisdiction": 0, "insurer": 0}
 
 
 def test_crediting_period_clock_whichever_later() -> None:

@@ -101,7 +101,7 @@ def test_clean_export_verifies_offline_with_replayed_totals(
                                     "RiskAssessed": 1}
     verra, acr = manifest["totals"]["verra-vcs"], manifest["totals"]["acr"]
     assert (verra["issued"], verra["buffer"], verra["vintages"]) == (90_000, 22_500, 2)
-    assert verra["due"] == {"proponent": 700, "pool": 2_000}
+    assert verra["due"] == {"proponent": 700, "pool": 2_000, "fund": 0, "jurisdiction": 0, "insurer": 0}
     assert (acr["issued"], acr["exposure"]) == (5_000, 4_600)
     as_of = date.fromisoformat(manifest["as_of"])
     for program, totals in manifest["totals"].items():

@@ -111,11 +111,11 @@ def test_trustee_queries_over_http(server: httpx.Client, runtime: Runtime) -> No
     assert get(client, "/liabilities", as_of="2025-01-01")["exposure"] == 80_000
     during_fire = get(client, "/liabilities", as_of="2027-06-15")
     assert during_fire["exposure"] == 90_000
-    assert during_fire["due"] == {"proponent": 0, "pool": 1_500}
+    assert during_fire["due"] == {"proponent": 0, "pool": 1_500, "fund": 0, "jurisdiction": 0, "insurer": 0}
     assert during_fire["due_total"] == 1_500
     now = get(client, "/liabilities", as_of="2028-06-01")
     assert (now["exposure"], now["due"], now["due_total"]) == (
-        90_000, {"proponent": 1_000, "pool": 0}, 1_000)
+        90_000, {"proponent": 1_000, "pool": 0, "fund": 0, "jurisdiction": 0, "insurer": 0}, 1_000)
     assert now["transferred"] == {}
     assert get(client, "/liabilities", as_of="2064-12-31")["exposure"] == 90_000
     assert get(client, "/liabilities", as_of="2065-01-01")["exposure"] == 10_000
@@ -124,7 +124,7 @@ def test_trustee_queries_over_http(server: httpx.Client, runtime: Runtime) -> No
     assert by_program["by"] == "program"
     groups = by_program["groups"]
     assert groups["icvcm-ccp"]["exposure"] == 80_000
-    assert groups["icvcm-ccp"]["due"] == {"proponent": 1_000, "pool": 0}
+    assert groups["icvcm-ccp"]["due"] == {"proponent": 1_000, "pool": 0, "fund": 0, "jurisdiction": 0, "insurer": 0}
     assert groups["car-forest"]["exposure"] == 10_000
     assert groups["car-forest"]["due_total"] == 0
     only_b = get(client, "/liabilities", as_of="2027-06-15", program="car-forest")
@@ -147,8 +147,9 @@ def test_trustee_queries_over_http(server: httpx.Client, runtime: Runtime) -> No
     assert buf["coverage_ratio"] == round(20_500 / 90_000, 6)
     pools = {p["pool"]: p for p in buf["pools"]}
     assert pools["car-forest"] == {
-        "pool": "car-forest", "contributions": 2_000, "cancelled": 1_500, "on_hold": 0,
-        "balance": 500, "exposure": 10_000, "coverage_ratio": 0.05,
+        "pool": "car-forest", "contributions": 2_000, "drawn": 1_500, "cancelled": 1_500,
+        "on_hold": 0, "balance": 500, "shortfall": 0, "due": 0, "owed": 0, "exposure": 10_000,
+        "coverage_ratio": 0.05,
     }
     assert pools["icvcm-ccp"]["balance"] == 20_000
     assert pools["icvcm-ccp"]["coverage_ratio"] == 0.25
@@ -160,29 +161,30 @@ def test_trustee_queries_over_http(server: httpx.Client, runtime: Runtime) -> No
 
     # Run-off: A's 80,000 ends in 2065, B's 10,000 in 2126.
     ladder = get(client, "/runoff", as_of="2028-06-01")
-    assert ladder["years"] == [{"year": 2065, "exposure_ending": 80_000},
-                               {"year": 2126, "exposure_ending": 10_000}]
+    assert ladder["years"] == [
+        {"year": 2065, "exposure_ending": 80_000, "by_bearer": {"icvcm-ccp": 80_000}},
+        {"year": 2126, "exposure_ending": 10_000, "by_bearer": {"car-forest": 10_000}}]
     assert ladder["total"] == 90_000
     assert get(client, "/runoff", as_of="2028-06-01", pool="car-forest")["total"] == 10_000
     assert get(client, "/runoff", as_of="2065-01-01")["years"] == [
-        {"year": 2126, "exposure_ending": 10_000}]
+        {"year": 2126, "exposure_ending": 10_000, "by_bearer": {"car-forest": 10_000}}]
 
     # One vintage, and its audit trail.
     b = get(client, f"/vintages/{ledger.b}", as_of="2027-06-15")
     assert (b["program"], b["pool"], b["project"]) == ("car-forest", "car-forest", "Forest B")
     assert (b["period_end"], b["exposure"], b["due"]) == (
-        "2126-03-01", 10_000, {"proponent": 0, "pool": 1_500})
+        "2126-03-01", 10_000, {"proponent": 0, "pool": 1_500, "fund": 0, "jurisdiction": 0, "insurer": 0})
     assert [r["classification"] for r in b["reversals"]] == ["unavoidable"]
     a = get(client, f"/vintages/{ledger.a}", as_of="2028-06-01")
     assert (a["period_end"], a["exposure"], a["retired"], a["due"]) == (
-        "2065-01-01", 80_000, 30_000, {"proponent": 1_000, "pool": 0})
+        "2065-01-01", 80_000, 30_000, {"proponent": 1_000, "pool": 0, "fund": 0, "jurisdiction": 0, "insurer": 0})
 
     trail = get(client, f"/vintages/{ledger.b}/history")
     assert [e["event"] for e in trail["events"]] == ["Issued", "ReversalRecorded", "Compensated"]
-    assert trail["events"][-1]["state"]["due"] == {"proponent": 0, "pool": 0}
+    assert trail["events"][-1]["state"]["due"] == {"proponent": 0, "pool": 0, "fund": 0, "jurisdiction": 0, "insurer": 0}
     early = get(client, f"/vintages/{ledger.b}/history", as_of="2027-06-15")
     assert [e["event"] for e in early["events"]] == ["Issued", "ReversalRecorded"]
-    assert early["events"][-1]["state"]["due"] == {"proponent": 0, "pool": 1_500}
+    assert early["events"][-1]["state"]["due"] == {"proponent": 0, "pool": 1_500, "fund": 0, "jurisdiction": 0, "insurer": 0}
     unknown_then = get(client, f"/vintages/{ledger.b}/history", known_at=ledger.known_after_a)
     assert unknown_then["events"] == []
 

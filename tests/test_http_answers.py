@@ -175,9 +175,9 @@ def test_different_questions_do_not_share_answers(db_url: str, runtime: Runtime)
                                strict=True))
         assert len({repr(a) for a in answers}) == len(answers)
         assert by_question[("/liabilities", (("as_of", "2027-06-15"),))]["due"] == {
-            "proponent": 0, "pool": 1_500}
+            "proponent": 0, "pool": 1_500, "fund": 0, "jurisdiction": 0, "insurer": 0}
         assert by_question[("/liabilities", (("as_of", "2028-06-01"),))]["due"] == {
-            "proponent": 1_000, "pool": 0}
+            "proponent": 1_000, "pool": 0, "fund": 0, "jurisdiction": 0, "insurer": 0}
         known = by_question[("/liabilities", (("as_of", "2028-06-01"),
                                               ("known_at", ledger.known_after_a)))]
         assert (known["exposure"], known["due_total"]) == (80_000, 0)
@@ -186,8 +186,8 @@ def test_different_questions_do_not_share_answers(db_url: str, runtime: Runtime)
         assert by_question[("/runoff", (("as_of", "2028-06-01"), ("pool", "car-forest")))][
             "total"] == 10_000
 
-        # the default as_of is today: the same question as naming today
-        today = date.today().isoformat()
+        # the default as_of is today (PERMANENCE_TODAY here): the same question as naming it
+        today = Settings().today_source()().isoformat()
         defaulted, moved = change(client, lambda: get(client, "/buffer"))
         assert moved["misses"] == 1 and defaulted["as_of"] == today
         named, moved = change(client, lambda: get(client, "/buffer", as_of=today))

@@ -31,7 +31,7 @@ CATALOG = ProfileCatalog.load()
 def test_bulk_issued_row_equals_aggregate_row(program: str, extra: dict[str, date]) -> None:
     p = CATALOG.get(program)
     v = Vintage.issue(vintage_id=uuid4(), program=p.name, pool=p.pool_name, project="P",
-                      quantity=1234, buffer=56, on=date(2024, 2, 29), rules=p.rules(),
+                      quantity=1234, buffer=456, on=date(2024, 2, 29), rules=p.rules(),
                       vintage_year=2023, **extra)  # type: ignore[arg-type]
     (event,) = v.collect_events()
     stored = PydanticMapper().to_stored_event(event)

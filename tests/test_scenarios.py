@@ -31,8 +31,8 @@ def test_worked_example_on_every_backend(runtime: Runtime) -> None:
     assert shown["status"] == "lapsed"
     assert shown["reversals"][0]["on"] == "2034-07-01"
     e = runtime.engine
-    assert liabilities(e, date(2034, 6, 30))["due"] == {"proponent": 0, "pool": 0}
-    assert liabilities(e, date(2034, 7, 1))["due"] == {"proponent": 20_000, "pool": 0}
+    assert liabilities(e, date(2034, 6, 30))["due"] == {"proponent": 0, "pool": 0, "fund": 0, "jurisdiction": 0, "insurer": 0}
+    assert liabilities(e, date(2034, 7, 1))["due"] == {"proponent": 20_000, "pool": 0, "fund": 0, "jurisdiction": 0, "insurer": 0}
     assert liabilities(e, date(2064, 12, 31))["exposure"] == 80_000
     assert liabilities(e, date(2065, 1, 1))["exposure"] == 0
 
@@ -57,17 +57,17 @@ def _two_programs(runtime: Runtime) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("day", "exposure", "due", "balance_ccp", "balance_carb"),
     [
-        (date(2024, 12, 31), 0, {"proponent": 0, "pool": 0}, 0, 0),  # before any issuance
-        (date(2025, 1, 1), 80_000, {"proponent": 0, "pool": 0}, 20_000, 0),
-        (date(2025, 6, 1), 130_000, {"proponent": 0, "pool": 0}, 20_000, 9_000),
-        (date(2026, 1, 1), 130_000, {"proponent": 0, "pool": 0}, 20_000, 9_000),  # retirement
-        (date(2027, 8, 15), 130_000, {"proponent": 0, "pool": 4_000}, 20_000, 9_000),
-        (date(2027, 10, 1), 130_000, {"proponent": 0, "pool": 0}, 20_000, 5_000),  # buffer cancel
-        (date(2028, 3, 1), 130_000, {"proponent": 1_500, "pool": 0}, 20_000, 5_000),
-        (date(2029, 1, 1), 125_000, {"proponent": 1_500, "pool": 0}, 20_000, 5_000),  # cancel 5k
-        (date(2029, 3, 2), 125_000, {"proponent": 0, "pool": 1_500}, 20_000, 5_000),  # default
-        (date(2065, 1, 1), 50_000, {"proponent": 0, "pool": 1_500}, 20_000, 5_000),  # a ends
-        (date(2125, 6, 1), 0, {"proponent": 0, "pool": 1_500}, 20_000, 5_000),  # b ends
+        (date(2024, 12, 31), 0, {"proponent": 0, "pool": 0, "fund": 0, "jurisdiction": 0, "insurer": 0}, 0, 0),  # before any issuance
+        (date(2025, 1, 1), 80_000, {"proponent": 0, "pool": 0, "fund": 0, "jurisdiction": 0, "insurer": 0}, 20_000, 0),
+        (date(2025, 6, 1), 130_000, {"proponent": 0, "pool": 0, "fund": 0, "jurisdiction": 0, "insurer": 0}, 20_000, 9_000),
+        (date(2026, 1, 1), 130_000, {"proponent": 0, "pool": 0, "fund": 0, "jurisdiction": 0, "insurer": 0}, 20_000, 9_000),  # retirement
+        (date(2027, 8, 15), 130_000, {"proponent": 0, "pool": 4_000, "fund": 0, "jurisdiction": 0, "insurer": 0}, 20_000, 9_000),
+        (date(2027, 10, 1), 130_000, {"proponent": 0, "pool": 0, "fund": 0, "jurisdiction": 0, "insurer": 0}, 20_000, 5_000),  # buffer cancel
+        (date(2028, 3, 1), 130_000, {"proponent": 1_500, "pool": 0, "fund": 0, "jurisdiction": 0, "insurer": 0}, 20_000, 5_000),
+        (date(2029, 1, 1), 125_000, {"proponent": 1_500, "pool": 0, "fund": 0, "jurisdiction": 0, "insurer": 0}, 20_000, 5_000),  # cancel 5k
+        (date(2029, 3, 2), 125_000, {"proponent": 0, "pool": 1_500, "fund": 0, "jurisdiction": 0, "insurer": 0}, 20_000, 5_000),  # default
+        (date(2065, 1, 1), 50_000, {"proponent": 0, "pool": 1_500, "fund": 0, "jurisdiction": 0, "insurer": 0}, 20_000, 5_000),  # a ends
+        (date(2125, 6, 1), 0, {"proponent": 0, "pool": 1_500, "fund": 0, "jurisdiction": 0, "insurer": 0}, 20_000, 5_000),  # b ends
     ],
 )
 def test_two_programs_two_pools_by_hand(
@@ -93,7 +93,7 @@ def test_groupings_and_coverage(runtime: Runtime) -> None:
     by_program = liabilities(e, day, by="program")["groups"]
     assert by_program["icvcm-ccp"]["exposure"] == 75_000
     assert by_program["carb-forest"]["exposure"] == 50_000
-    assert by_program["icvcm-ccp"]["due"] == {"proponent": 0, "pool": 1_500}
+    assert by_program["icvcm-ccp"]["due"] == {"proponent": 0, "pool": 1_500, "fund": 0, "jurisdiction": 0, "insurer": 0}
     by_year = liabilities(e, day, by="vintage-year")["groups"]
     assert by_year["2024"]["exposure"] == 75_000 and by_year["2023"]["exposure"] == 50_000
     by_project = liabilities(e, day, by="project")["groups"]
@@ -106,7 +106,8 @@ def test_groupings_and_coverage(runtime: Runtime) -> None:
     assert carb["coverage_ratio"] == pytest.approx(5_000 / 50_000)
     ladder = runoff(e, day)
     assert ladder["years"] == [
-        {"year": 2065, "exposure_ending": 75_000}, {"year": 2125, "exposure_ending": 50_000}]
+        {"year": 2065, "exposure_ending": 75_000, "by_bearer": {"icvcm-ccp": 75_000}},
+        {"year": 2125, "exposure_ending": 50_000, "by_bearer": {"carb-forest": 50_000}}]
 
 
 def test_known_at_hides_a_back_dated_event_recorded_later(runtime: Runtime) -> None:

@@ -277,7 +277,7 @@ def test_refused_writes_write_nothing(api: Api) -> None:
     assert events[0]["recorded_by"] != "token:registry-1"
     shown = api.client.get(f"/vintages/{ids['a']}", params={"as_of": "2027-07-01"},
                            headers=api.as_("registry")).json()
-    assert (shown["retired"], shown["due"]) == (500, {"proponent": 0, "pool": 10})
+    assert (shown["retired"], shown["due"]) == (500, {"proponent": 0, "pool": 10, "fund": 0, "jurisdiction": 0, "insurer": 0})
     # reads see the writes at once
     by_project = api.client.get("/liabilities", params={"as_of": "2027-07-01", "by": "project"},
                                 headers=api.as_("trustee")).json()
@@ -294,7 +294,7 @@ def test_writes_answer_what_the_cli_answers(api: Api) -> None:
     comp = api.client.post(f"/vintages/{ids['b']}/compensations", headers=reg, json={
         "reversal_id": "R1", "route": "proponent", "quantity": 300, "on": "2026-03-01",
         "reference": "serials 1-300"})
-    assert comp.json()["due"] == {"proponent": 0, "pool": 0}
+    assert comp.json()["due"] == {"proponent": 0, "pool": 0, "fund": 0, "jurisdiction": 0, "insurer": 0}
     # Rejected by the ledger: 400/404 naming the problem, and nothing written.
     before = api.events()
     over = api.client.post(f"/vintages/{ids['b']}/compensations", headers=reg, json={

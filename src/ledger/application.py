@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Protocol, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
@@ -23,6 +23,7 @@ from ledger.errors import InvalidCommand, NothingToDo, UnknownVintage
 from ledger.events import CompensationRoute, TransfereeKind, VintageEvent, recording_actor
 from ledger.mapper import PydanticMapper
 from ledger.profiles import ProfileCatalog
+from ledger.replay import replay
 from ledger.vintage import Vintage
 
 R = TypeVar("R")
@@ -98,11 +99,24 @@ class LedgerApp(Application[UUID]):
         env: dict[str, str] | None = None,
         catalog: ProfileCatalog | None = None,
         index: VintageIndex | None = None,
+        today: Callable[[], date] = date.today,
     ) -> None:
         super().__init__(env)
         self.catalog = catalog or ProfileCatalog.load()
         self.index = index
+        #: the business date nothing may be dated after (the scheduler's clock)
+        self.today = today
         self.after_save: list[Callable[[], object]] = []
+
+    def not_after_today(self, day: date, field: str = "on") -> date:
+        """Refuse a fact dated in the future: looking ahead is what ``simulate`` is for."""
+        today = self.today()
+        if day > today:
+            raise InvalidCommand(
+                f"{field}: {day} is after today ({today}); facts cannot be dated in the future "
+                "(simulate looks ahead)"
+            )
+        return day
 
     def construct_mapper(self) -> Mapper[UUID]:
         return PydanticMapper()
@@ -148,6 +162,8 @@ class LedgerApp(Application[UUID]):
 
     def _new_vintage(self, spec: dict[str, Any]) -> Vintage:
         spec = dict(spec)
+        if isinstance(spec.get("on"), date):
+            self.not_after_today(spec["on"])
         profile = self.catalog.get(spec.pop("program"))
         given = spec.pop("vintage_id", None)
         vintage_id = parse_vintage_id(given) if given else uuid4()
@@ -177,20 +193,26 @@ class LedgerApp(Application[UUID]):
         period_end: date | None = None,
         verifier: str | None = None,
     ) -> None:
+        self.not_after_today(on)
         self._command(vintage_id, lambda v: v.verify(on, period_start, period_end, verifier))
 
     def verify_project(self, project: str, on: date, verifier: str | None = None) -> list[str]:
         """Verify every vintage of a project still under monitoring, in one transaction."""
+        self.not_after_today(on)
+        ids = self._project_vintages(project)
+
+        def monitored(v: Vintage) -> bool:
+            return v.issued_on <= on < v.period_end
+
+        return self._batch(ids, lambda v: v.verify(on, verifier=verifier), monitored)
+
+    def _project_vintages(self, project: str) -> list[str]:
         if self.index is None:
-            raise InvalidCommand("verify by project needs the vintage index")
+            raise InvalidCommand("a command by project needs the vintage index")
         ids = self.index.vintage_ids_of_project(project)
         if not ids:
             raise UnknownVintage(f"project: no vintages of project {project!r}")
-
-        def monitored(v: Vintage) -> bool:
-            return not v.period_closed and v.issued_on <= on < v.period_end
-
-        return self._batch(ids, lambda v: v.verify(on, verifier=verifier), monitored)
+        return ids
 
     def record_reversal(
         self,
@@ -203,6 +225,7 @@ class LedgerApp(Application[UUID]):
         within_control: bool = False,
         note: str | None = None,
     ) -> dict[str, str]:
+        self.not_after_today(on)
         rid, classification = self._command(
             vintage_id,
             lambda v: v.record_reversal(on, quantity, cause, negligence, wilful, within_control, note),
@@ -218,67 +241,96 @@ class LedgerApp(Application[UUID]):
         on: date,
         reference: str | None = None,
     ) -> None:
+        self.not_after_today(on)
         self._command(vintage_id, lambda v: v.compensate(reversal_id, route, quantity, on, reference))
 
     def retire(self, vintage_id: str, quantity: int, on: date, beneficiary: str | None = None) -> None:
+        self.not_after_today(on)
         self._command(vintage_id, lambda v: v.retire(quantity, on, beneficiary))
 
     def cancel(self, vintage_id: str, quantity: int, on: date, reason: str | None = None) -> None:
+        self.not_after_today(on)
         self._command(vintage_id, lambda v: v.cancel(quantity, on, reason))
 
     def invalidate(self, vintage_id: str, quantity: int, on: date, reason: str | None = None) -> None:
+        self.not_after_today(on)
         self._command(vintage_id, lambda v: v.invalidate(quantity, on, reason))
 
     def hold_buffer(self, vintage_id: str, quantity: int, on: date, reason: str | None = None) -> None:
+        self.not_after_today(on)
         self._command(vintage_id, lambda v: v.hold_buffer(quantity, on, reason))
 
     def release_buffer(self, vintage_id: str, quantity: int, on: date) -> None:
+        self.not_after_today(on)
         self._command(vintage_id, lambda v: v.release_buffer(quantity, on))
 
-    def transfer_liability(self, vintage_id: str, to: str, kind: TransfereeKind, on: date) -> None:
-        self._command(vintage_id, lambda v: v.transfer_liability(to, kind, on))
+    def transfer_liability(
+        self,
+        vintage_id: str,
+        to: str,
+        kind: TransfereeKind,
+        on: date,
+        term_years: int | None = None,
+        monitoring: bool = False,
+    ) -> None:
+        self.not_after_today(on)
+        self._command(
+            vintage_id, lambda v: v.transfer_liability(to, kind, on, term_years, monitoring)
+        )
+
+    def insure(
+        self,
+        vintage_ids: Sequence[str],
+        insurer: str,
+        on: date,
+        until: date,
+        limit: int,
+    ) -> list[str]:
+        """Record one insurance policy (its limit per vintage) on each of these vintages."""
+        self.not_after_today(on)
+        return self._batch(
+            vintage_ids, lambda v: v.insure(insurer, on, until, limit),
+            lambda v: v.reversible,
+        )
+
+    def insure_project(
+        self, project: str, insurer: str, on: date, until: date, limit: int
+    ) -> list[str]:
+        return self.insure(self._project_vintages(project), insurer, on, until, limit)
 
     def label_sandbox(self, vintage_id: str, label: str, innovation: str, on: date) -> None:
+        self.not_after_today(on)
         self._command(vintage_id, lambda v: v.label_sandbox(label, innovation, on))
 
     def note(self, vintage_id: str, text: str, on: date) -> None:
+        self.not_after_today(on)
         self._command(vintage_id, lambda v: v.note(text, on))
 
     def assess_risk(self, vintage_ids: Sequence[str], on: date, **assessment: Any) -> list[str]:
         """Record one risk assessment on many vintages (a project's), in one transaction."""
+        self.not_after_today(on)
         return self._batch(vintage_ids, lambda v: v.assess_risk(on, **assessment))
 
     # ------------------------------------------------------------------ time-driven
 
     def record_lapses(self, vintage_ids: Sequence[str], as_of: date) -> list[str]:
-        """Record the lapse of each vintage whose lapse has arisen by ``as_of`` (once each)."""
-        return self._batch(vintage_ids, lambda v: v.record_lapse(as_of), lambda v: v.is_lapsing(as_of))
+        """Record the lapses of each vintage that have arisen by ``as_of`` (once each)."""
+        self.not_after_today(as_of, "as_of")
+        return self._batch(vintage_ids, lambda v: v.record_lapses(as_of),
+                           lambda v: v.is_lapsing(as_of))
 
     def end_periods(self, vintage_ids: Sequence[str], as_of: date) -> list[str]:
+        self.not_after_today(as_of, "as_of")
         return self._batch(
             vintage_ids,
             lambda v: v.end_period(as_of),
             lambda v: not v.period_closed and as_of >= v.period_end,
         )
 
-    def record_defaults(self, items: Sequence[tuple[str, str]], as_of: date) -> list[str]:
-        """Record proponent defaults for (vintage id, reversal id) pairs past their deadline."""
-        by_vintage: dict[str, list[str]] = {}
-        for vid, rid in items:
-            by_vintage.setdefault(vid, []).append(rid)
-
-        def default_all(v: Vintage) -> None:
-            done = 0
-            for rid in by_vintage[str(v.id)]:
-                try:
-                    v.record_default(rid, as_of)
-                    done += 1
-                except NothingToDo:
-                    pass
-            if not done:
-                raise NothingToDo("no default")
-
-        return self._batch(list(by_vintage), default_all)
+    def record_defaults(self, vintage_ids: Sequence[str], as_of: date) -> list[str]:
+        """Record the proponent defaults of these vintages arisen by ``as_of``."""
+        self.not_after_today(as_of, "as_of")
+        return self._batch(vintage_ids, lambda v: v.record_defaults(as_of))
 
     # ------------------------------------------------------------------ reads
 
@@ -291,8 +343,16 @@ class LedgerApp(Application[UUID]):
             raise UnknownVintage(f"vintage: {vintage_id} is not a vintage")
         return found
 
-    def show(self, vintage_id: str, as_of: date) -> dict[str, Any]:
-        return self.vintage(vintage_id).summary(as_of)
+    def show(
+        self, vintage_id: str, as_of: date, known_at: datetime | None = None
+    ) -> dict[str, Any]:
+        """The vintage as of a business date, from the events dated by then and recorded
+        by ``known_at``."""
+        vintage, _ = replay(self.stream(vintage_id), as_of, known_at)
+        if vintage is None:
+            return {"vintage_id": str(parse_vintage_id(vintage_id)), "as_of": as_of.isoformat(),
+                    "status": "not-issued"}
+        return vintage.summary(as_of)
 
     def stream(self, vintage_id: str) -> list[VintageEvent]:
         """The vintage's events in stream order."""
@@ -309,11 +369,13 @@ class LedgerApp(Application[UUID]):
     # ------------------------------------------------------------------ machinery
 
     def _command(self, vintage_id: str, action: Callable[[Vintage], R]) -> R:
-        """Load, act, save; on a concurrency conflict reload and act again."""
+        """Load, act, correct what the new fact changed (:meth:`Vintage.correct`), save;
+        on a concurrency conflict reload and act again."""
 
         def attempt() -> R:
             vintage = self.vintage(vintage_id)
             result = action(vintage)
+            vintage.correct()
             self.save(vintage)
             return result
 
@@ -341,6 +403,7 @@ class LedgerApp(Application[UUID]):
                     action(vintage)
                 except NothingToDo:
                     continue
+                vintage.correct()
                 changed.append(vintage)
             if changed:
                 self.save(*changed)

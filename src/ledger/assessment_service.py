@@ -10,7 +10,7 @@ one line and exit 1 (CLI) or a 4xx (HTTP), and nothing is written.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
@@ -160,7 +160,7 @@ def _one_profile(app: LedgerApp, project: str, vintages: Iterable[Vintage]) -> P
 
 
 def _monitored(v: Vintage, day: date) -> bool:
-    return not v.period_closed and v.issued_on <= day < v.period_end
+    return v.issued_on <= day < v.period_end
 
 
 def _reassessment_due(day: date, interval: int | None) -> str | None:
@@ -218,11 +218,12 @@ def latest_stress_summary(
     pools: Iterable[str],
     as_of: date | None = None,
     interval_years: int = STRESS_TEST_INTERVAL_YEARS,
+    known_at: datetime | None = None,
 ) -> dict[str, Any] | None:
     """The most recently recorded run over the given pools, flattened for the trustee report.
 
     With ``as_of``, only runs that tested the pool as of that date or earlier (a report as
-    of a past date does not show a later test). Keys: pool, run_id, on, recorded_at,
+    of a past date does not show a later test); with ``known_at``, only runs recorded by then. Keys: pool, run_id, on, recorded_at,
     next_due (``interval_years`` after ``on``), model (with scenarios, horizon and seed when
     simulated), then the run's headline results: scalars and small tables of scalars
     (p_exhausted, var, expected_shortfall, allocations...). None when there is no such run.
@@ -232,6 +233,8 @@ def latest_stress_summary(
         test = _stress_test(app, pool)
         for run in test.runs if test is not None else []:
             if as_of is not None and run.on > as_of:
+                continue
+            if known_at is not None and run.timestamp > known_at:
                 continue
             if latest is None or run.timestamp > latest.timestamp:
                 latest = run

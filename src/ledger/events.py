@@ -24,8 +24,10 @@ from ledger.profiles import Rules
 #: scheduler). The application sets it; events read it when they are created.
 recording_actor: ContextVar[str | None] = ContextVar("recording_actor", default=None)
 
-CompensationRoute = Literal["buffer", "proponent", "insurance", "deduction", "fund"]
-Obligor = Literal["proponent", "pool"]
+CompensationRoute = Literal["buffer", "proponent", "insurance", "deduction", "fund", "jurisdiction"]
+#: Who owes a reversal's compensation, by kind: the ``due`` figures have one key each.
+Obligor = Literal["proponent", "pool", "fund", "jurisdiction", "insurer"]
+OBLIGORS: tuple[str, ...] = ("proponent", "pool", "fund", "jurisdiction", "insurer")
 TransfereeKind = Literal["fund", "insurer", "jurisdiction"]
 
 
@@ -135,9 +137,45 @@ class MonitoringLapsed(VintageEvent):
 
 
 class LapseCured(VintageEvent):
-    """A later verification cured a lapse, where the profile allows it."""
+    """A later verification cured a lapse (older streams only: a cure is now derived from
+    the verifications' business dates, so it can never disagree with them)."""
 
     reversal_id: str
+
+
+class LapseWithdrawn(VintageEvent):
+    """A recorded lapse the facts no longer support (a verification dated before it was
+    recorded later): it never arose. Dated as the lapse, so it hides it at every as-of
+    date; at an earlier ``known_at`` the lapse still shows."""
+
+    reversal_id: str
+    reason: str
+
+
+class LapseRevised(VintageEvent):
+    """A recorded lapse's amount, corrected: facts dated before it, recorded after it,
+    changed what was still exposed on its day."""
+
+    reversal_id: str
+    quantity: int
+    reason: str
+
+
+class DefaultWithdrawn(VintageEvent):
+    """A recorded proponent default the facts no longer support (the reversal was settled
+    by its deadline, or withdrawn)."""
+
+    reversal_id: str
+    reason: str
+
+
+class Insured(VintageEvent):
+    """An insurance policy covers the vintage's unavoidable reversals from ``on`` to
+    ``until`` (inclusive, possibly past the period end), up to ``limit`` tonnes."""
+
+    insurer: str
+    until: date
+    limit: int
 
 
 class Compensated(VintageEvent):
@@ -195,6 +233,10 @@ class LiabilityTransferred(VintageEvent):
 
     to: str
     kind: TransfereeKind
+    #: a permanence fund taking the vintage on after its period, for this many years
+    term_years: int | None = None
+    #: whether the monitoring obligation moved too (the transferee's lapses then)
+    monitoring: bool = False
 
 
 class PeriodEnded(VintageEvent):
@@ -224,5 +266,8 @@ AUDIT_FACTS: tuple[type[VintageEvent], ...] = (
     AuditNoted,
     PeriodEnded,
     BufferReleased,
+    LapseWithdrawn,
+    LapseRevised,
+    DefaultWithdrawn,
 )
 

@@ -25,6 +25,10 @@ LiabilityBasis = Literal["none", "buffer_contribution", "all_issued"]
 BufferMethod = Literal["flat", "additive", "multiplicative", "per_method", "none"]
 
 ICVCM_MIN_PERIOD_YEARS = 40
+#: CIWP recommendations 3 and 4: reassess project risk and stress-test the pool at least
+#: every five years.
+CCP_MAX_REASSESSMENT_YEARS = 5
+CCP_MAX_STRESS_TEST_YEARS = 5
 _BASIS_STRENGTH = {"none": 0, "buffer_contribution": 1, "all_issued": 2}
 
 
@@ -54,6 +58,7 @@ class Rules(BaseModel):
     lapse_holds_buffer: bool = False
     surrender_deadline_days: int | None = None
     risk_reassessment_years: int | None = None
+    minimum_buffer_rate: float | None = None
     classification_overrides: dict[str, Classification] = Field(default_factory=dict)
 
 
@@ -156,6 +161,7 @@ class ProgramProfile(BaseModel):
             lapse_holds_buffer=self.lapse_holds_buffer.value,
             surrender_deadline_days=self.surrender_deadline_days.value,
             risk_reassessment_years=self.risk_reassessment_years.value,
+            minimum_buffer_rate=self.minimum_buffer_rate.value,
             classification_overrides=dict(self.classification_overrides.value),
         )
 
@@ -203,6 +209,18 @@ def _ccp_floor_problems(p: ProgramProfile) -> list[str]:
     if _BASIS_STRENGTH[basis] < _BASIS_STRENGTH["buffer_contribution"]:
         problems.append(
             f"ICVCM floor: liability_basis {basis!r} is weaker than 'buffer_contribution'"
+        )
+    reassess = p.risk_reassessment_years.value
+    if reassess is None or reassess > CCP_MAX_REASSESSMENT_YEARS:
+        problems.append(
+            f"CIWP recommendation 4: a CCP-aligned profile must reassess risk at least every "
+            f"{CCP_MAX_REASSESSMENT_YEARS} years (risk_reassessment_years is {reassess})"
+        )
+    if p.stress_test_interval_years.value > CCP_MAX_STRESS_TEST_YEARS:
+        problems.append(
+            f"CIWP recommendation 3: a CCP-aligned profile must stress-test its pool at least "
+            f"every {CCP_MAX_STRESS_TEST_YEARS} years (stress_test_interval_years is "
+            f"{p.stress_test_interval_years.value})"
         )
     return problems
 

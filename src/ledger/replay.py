@@ -61,6 +61,11 @@ def _state(v: Vintage, at: date) -> dict[str, Any]:
         "exposure": v.exposure_at(at),
         "due": v.due_at(at),
         "outstanding_credits": v.outstanding_credits,
-        "verification_due": v.verification_due.isoformat() if v.verification_due else None,
+        "on_hold": v.on_hold_at(at),
+        "verification_due": _iso(v.verification_due_at(at)),
         "period_end": v.period_end.isoformat(),
     }
+
+
+def _iso(d: date | None) -> str | None:
+    return d.isoformat() if d else None

@@ -124,6 +124,12 @@ def emit(data: Any, as_json: bool, human: Callable[[Any], str] | None = None) ->
         typer.echo(human(data) if human else _plain(data))
 
 
+def due_text(due: dict[str, int]) -> str:
+    """``due pool 4,000, proponent 500``, or ``nothing due``: the obligors that owe."""
+    owing = [f"{k} {v:,}" for k, v in due.items() if v]
+    return "due " + ", ".join(owing) if owing else "nothing due"
+
+
 def _plain(data: Any, indent: int = 0) -> str:
     pad = "  " * indent
     if isinstance(data, dict):
@@ -154,7 +160,8 @@ def _fmt(v: Any) -> str:
 
 
 def today() -> date:
-    return date.today()
+    """The business date: ``PERMANENCE_TODAY`` when set, else the machine's date."""
+    return settings().today_source()()
 
 
 def required_date(text: str, field: str) -> date:
@@ -258,14 +265,15 @@ def reversal(
     guarded(body)
 
 
-ROUTES = ("buffer", "proponent", "insurance", "deduction", "fund")
+ROUTES = ("buffer", "proponent", "insurance", "deduction", "fund", "jurisdiction")
 
 
 @app.command()
 def compensate(
     vintage: str = typer.Option(..., help="Vintage id."),
     reversal_id: str = typer.Option(..., "--reversal", help="Reversal id (R1, L2, ...)."),
-    by: str = typer.Option(..., help="Route: buffer|proponent|insurance|deduction|fund."),
+    by: str = typer.Option(
+        ..., help="Route: buffer|proponent|insurance|deduction|fund|jurisdiction."),
     quantity: str = typer.Option(..., help="Tonnes compensated."),
     on: str = typer.Option(..., help="Compensation date."),
     reference: str = typer.Option(None, help="Reference (serials surrendered, claim number)."),
@@ -281,7 +289,7 @@ def compensate(
                               required_date(on, "on"), reference)
             summary = rt.app.show(vintage, required_date(on, "on"))
         emit({"vintage_id": vintage, "reversal_id": reversal_id, "due": summary["due"]}, as_json,
-             lambda d: f"compensated; due now {d['due']}")
+             lambda d: f"compensated; {due_text(d['due'])}")
 
     guarded(body)
 
@@ -330,6 +338,10 @@ def transfer(
     to: str = typer.Option(..., help="Fund, insurer or jurisdiction."),
     kind: str = typer.Option("fund", help="fund|insurer|jurisdiction."),
     on: str = typer.Option(..., help="Transfer date."),
+    term_years: int = typer.Option(
+        None, "--term-years", help="A fund taking the vintage on after its period, for N years."),
+    monitoring: bool = typer.Option(
+        False, "--monitoring", help="The monitoring obligation moves too (its lapses then)."),
     as_json: bool = JSON,
 ) -> None:
     """Transfer a vintage's liability to a permanence fund, insurer or jurisdiction."""
@@ -338,8 +350,39 @@ def transfer(
         if kind not in ("fund", "insurer", "jurisdiction"):
             raise UsageError(f"kind: {kind!r} is not one of fund, insurer, jurisdiction")
         with runtime() as rt:
-            rt.app.transfer_liability(vintage, to, kind, required_date(on, "on"))  # type: ignore[arg-type]
-        emit({"vintage_id": vintage, "to": to}, as_json, lambda d: f"liability transferred to {to}")
+            rt.app.transfer_liability(vintage, to, kind, required_date(on, "on"),  # type: ignore[arg-type]
+                                      term_years, monitoring)
+        emit({"vintage_id": vintage, "to": to, "kind": kind, "term_years": term_years}, as_json,
+             lambda d: f"liability transferred to {to}"
+             + (f" for {term_years} years after the period" if term_years else ""))
+
+    guarded(body)
+
+
+@app.command()
+def insure(
+    vintage: str = typer.Option(None, help="Insure one vintage."),
+    project: str = typer.Option(None, help="Insure every vintage of a project."),
+    insurer: str = typer.Option(..., help="The insurer."),
+    start: str = typer.Option(..., "--from", help="First day of cover YYYY-MM-DD."),
+    until: str = typer.Option(..., "--to", help="Last day of cover (may be after the period)."),
+    limit: str = typer.Option(..., help="Tonnes covered, per vintage."),
+    as_json: bool = JSON,
+) -> None:
+    """Record insurance of unavoidable reversals over a term, up to a limit per vintage."""
+
+    def body() -> None:
+        if (project is None) == (vintage is None):
+            raise UsageError("give exactly one of --project or --vintage")
+        first, last = required_date(start, "from"), required_date(until, "to")
+        tonnes = to_quantity(limit, "limit")
+        with runtime() as rt:
+            if vintage is not None:
+                ids = rt.app.insure([vintage], insurer, first, last, tonnes)
+            else:
+                ids = rt.app.insure_project(project, insurer, first, last, tonnes)
+        emit({"insured": ids, "insurer": insurer, "limit": tonnes}, as_json,
+             lambda d: f"insured {len(d['insured'])} vintage(s) with {insurer}")
 
     guarded(body)
 
@@ -366,14 +409,16 @@ def label(
 def show(
     vintage_id: str = typer.Argument(..., help="Vintage id."),
     as_of: str = AS_OF,
+    known_at: str = KNOWN_AT,
     as_json: bool = JSON,
 ) -> None:
     """Show a vintage as of a date: period end, verification due, status, exposure, dues."""
 
     def body() -> None:
         day = to_date(as_of, "as-of") or today()
+        kt = to_timestamp(known_at)
         with runtime() as rt:
-            data = rt.app.show(vintage_id, day)
+            data = rt.app.show(vintage_id, day, kt)
         emit(data, as_json)
 
     guarded(body)
@@ -407,7 +452,7 @@ def _history_text(data: dict[str, Any]) -> str:
         lines.append(
             f"  v{e['version']:<3} {e['on']}  {e['event']:<20} {detail}\n"
             f"        recorded {e['recorded_at'][:19]} by {e['recorded_by'] or '-'}; "
-            f"status {s['status']}, exposure {s['exposure']:,}, due {s['due']}"
+            f"status {s['status']}, exposure {s['exposure']:,}, {due_text(s['due'])}"
         )
     return "\n".join(lines)
 
@@ -495,16 +540,18 @@ def buffer(
 def runoff(
     pool: str = typer.Option(None, help="Only this pool."),
     as_of: str = AS_OF,
+    known_at: str = KNOWN_AT,
     plot: Path = PLOT,
     as_json: bool = JSON,
 ) -> None:
-    """Exposure ending in each future year (the run-off ladder)."""
+    """Exposure ending in each future year (the run-off ladder), by bearer."""
     from projections.queries import runoff as query
 
     def body() -> None:
         day = to_date(as_of, "as-of") or today()
+        kt = to_timestamp(known_at)
         with runtime() as rt:
-            data = query(rt.engine, day, pool)
+            data = query(rt.engine, day, pool, kt)
         if plot is not None:
             from projections.charts import runoff_chart
 
@@ -512,7 +559,8 @@ def runoff(
             data["plot"] = str(plot)
         emit(data, as_json, lambda d: "\n".join(
             [f"run-off as of {d['as_of']}" + (f", pool {d['pool']}" if d["pool"] else "")]
-            + [f"  {y['year']}  {y['exposure_ending']:>15,}" for y in d["years"]]
+            + [f"  {y['year']}  {y['exposure_ending']:>15,}  "
+               + ", ".join(f"{b} {a:,}" for b, a in y["by_bearer"].items()) for y in d["years"]]
             + [f"  total {d['total']:>14,}"]))
 
     guarded(body)

@@ -203,9 +203,34 @@ KnownAtQuery = Annotated[
 PoolQuery = Annotated[str | None, Query(description="Only this pool.")]
 
 
-def day_or_today(text: str | None, field: str) -> date:
-    """Parse a business date named ``field``, defaulting to today (as the CLI does)."""
-    return to_date(text, field) or date.today()
+def day_or_today(text: str | None, field: str, request: Request | None = None) -> date:
+    """Parse a business date named ``field``, defaulting to today (as the CLI does: the
+    configured ``PERMANENCE_TODAY`` when set)."""
+    settings = getattr(request.app.state, "settings", None) if request is not None else None
+    return to_date(text, field) or (settings.today_source()() if settings else date.today())
+
+
+def _query_names(dependant: Any) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def known_query_only(request: Request) -> None:
+    """A query parameter the route does not take is a 422, never silently ignored (a
+    mistyped ``known_at`` would otherwise answer as of now)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    taken = _query_names(dependant)
+    unknown = sorted(set(request.query_params.keys()) - taken)
+    if unknown:
+        raise UsageError(
+            f"{unknown[0]}: not a parameter of {request.url.path}"
+            + (f"; it takes {', '.join(sorted(taken))}" if taken else "; it takes none")
+        )
 
 
 # ---------------------------------------------------------------------- routers
@@ -236,7 +261,7 @@ def get_liabilities(
     """Outstanding liabilities as of a date, optionally as recorded by ``known_at``."""
     if by is not None and by not in queries.GROUP_BY_CHOICES:
         raise UsageError(f"by: {by!r} is not one of {', '.join(queries.GROUP_BY_CHOICES)}")
-    day = day_or_today(as_of, "as_of")
+    day = day_or_today(as_of, "as_of", request)
     kt = to_timestamp(known_at, "known_at")
     filters = queries.Filters(program, project, pool)
     question = ("/liabilities", program, project, pool, by, day.isoformat(), _iso(kt))
@@ -252,8 +277,9 @@ def get_buffer(
     as_of: AsOfQuery = None,
     known_at: KnownAtQuery = None,
 ) -> Response:
-    """Contributions - cancelled - on hold, and balance / exposure borne by the pool."""
-    day = day_or_today(as_of, "as_of")
+    """Contributions less draws and holds (never below zero: the rest is the pool's
+    shortfall), and (balance - owed) / exposure borne by the pool."""
+    day = day_or_today(as_of, "as_of", request)
     kt = to_timestamp(known_at, "known_at")
     question = ("/buffer", pool, day.isoformat(), _iso(kt))
     return answer(request, question, lambda rt: queries.buffer(rt.engine, day, pool, kt))
@@ -261,11 +287,18 @@ def get_buffer(
 
 @trustee.get("/runoff", summary="Exposure ending in each future year",
              response_model=dict[str, Any])
-def get_runoff(request: Request, pool: PoolQuery = None, as_of: AsOfQuery = None) -> Response:
-    """The run-off ladder: when today's exposure leaves the books."""
-    day = day_or_today(as_of, "as_of")
-    return answer(request, ("/runoff", pool, day.isoformat()),
-                  lambda rt: queries.runoff(rt.engine, day, pool))
+def get_runoff(
+    request: Request,
+    pool: PoolQuery = None,
+    as_of: AsOfQuery = None,
+    known_at: KnownAtQuery = None,
+) -> Response:
+    """The run-off ladder: when the exposure leaves each bearer, from the facts dated by
+    ``as_of`` and recorded by ``known_at``."""
+    day = day_or_today(as_of, "as_of", request)
+    kt = to_timestamp(known_at, "known_at")
+    return answer(request, ("/runoff", pool, day.isoformat(), _iso(kt)),
+                  lambda rt: queries.runoff(rt.engine, day, pool, kt))
 
 
 @trustee.get("/pools", summary="Pools that hold vintages", response_model=list[str])
@@ -287,10 +320,17 @@ VintageId = Annotated[str, Path(description="Vintage id (a UUID).")]
 
 
 @ledger.get("/{vintage_id}", summary="One vintage as of a date")
-def get_vintage(rt: RuntimeDep, vintage_id: VintageId, as_of: AsOfQuery = None) -> dict[str, Any]:
-    """Period end, verification due, status, exposure, bearer, dues and reversals."""
-    day = day_or_today(as_of, "as_of")
-    return rt.app.show(vintage_id, day)
+def get_vintage(
+    request: Request,
+    rt: RuntimeDep,
+    vintage_id: VintageId,
+    as_of: AsOfQuery = None,
+    known_at: KnownAtQuery = None,
+) -> dict[str, Any]:
+    """Period end, verification due, status, exposure, bearer, dues and reversals, from
+    the events dated by ``as_of`` and recorded by ``known_at``."""
+    day = day_or_today(as_of, "as_of", request)
+    return rt.app.show(vintage_id, day, to_timestamp(known_at, "known_at"))
 
 
 @ledger.get("/{vintage_id}/history", summary="The vintage's audit trail")
@@ -401,7 +441,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None, *,
     app.state.refresh_lock = threading.Lock()
     app.state.answers = cache
     for router in (*ROUTERS, *WRITE_ROUTERS):
-        app.include_router(router, dependencies=auth.dependencies_for(access_for(router)))
+        app.include_router(router, dependencies=[
+            Depends(known_query_only), *auth.dependencies_for(access_for(router))])
     app.add_middleware(auth.RequestLimits)
     app.add_exception_handler(UsageError, _usage_error)
     app.add_exception_handler(ConfigError, _usage_error)

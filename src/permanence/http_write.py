@@ -179,7 +179,7 @@ class ReversalRequest(Body):
 
 class CompensationRequest(Body):
     reversal_id: Text32 = Field(description="Reversal id (R1, L2, ...).")
-    route: Literal["buffer", "proponent", "insurance", "deduction", "fund"]
+    route: Literal["buffer", "proponent", "insurance", "deduction", "fund", "jurisdiction"]
     quantity: Tonnes
     on: Day
     reference: Text400 | None = Field(None, description="Serials surrendered, claim number, ...")

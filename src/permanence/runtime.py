@@ -40,6 +40,7 @@ class Runtime:
                 env=dict(self.store.eventsourcing_env),
                 catalog=self.catalog,
                 index=ReadModelIndex(self.engine),
+                today=settings.today_source(),
             )
             self.projector = Projector(self.app, self.engine)
             self.projector.create_tables()

@@ -18,6 +18,7 @@ from eventsourcing.utils import get_topic
 from ledger import clock
 from ledger.calendar import add_years
 from ledger.events import Issued
+from ledger.lapses import owed_in_full
 from ledger.mapper import decode_state
 from projections.tables import record_time_text, vintages
 
@@ -32,12 +33,12 @@ ROW_COLUMNS = (
     "serial_last", "source_key", "corresponding_adjustment", "quantity", "buffer",
     "issued_on", "exposure_start", "period_end", "issued_recorded_at", "issued_nid",
     "verification_due", "lapse_arises_on", "risk_due", "risk_class", "bearer", "exposure_now",
-    "outstanding_credits",
+    "outstanding_credits", "reversible", "status",
 )
 #: The state columns of a vintage nothing has happened to since its issuance.
 FRESH: dict[str, Any] = {
     "next_default_on": None, "lapse_recorded": False, "period_ended": False,
-    "status": "monitored", "retired": 0, "due_proponent": 0, "due_pool": 0,
+    "retired": 0, "due_proponent": 0, "due_pool": 0,
     "buffer_rate": None, "annual_probability": None, "labels": None, "version": 1,
 }
 if sorted((*ROW_COLUMNS, *FRESH)) != sorted(c.name for c in vintages.columns):  # pragma: no cover
@@ -74,6 +75,10 @@ class IssuedRows:
 
     def _row(self, nid: int, vintage_id: str, s: dict[str, Any], rolled: dict[RollKey, int]) -> list[Any]:
         rules = s["rules"]
+        quantity, buffer_, pool, program = s["quantity"], s["buffer"], s["pool"], s["program"]
+        reversible = s.get("reversible", True)
+        lapses = reversible and quantity > 0 and owed_in_full(
+            rules.get("liability_basis", "buffer_contribution"), quantity, buffer_) > 0
         key = (
             s["on"], s["crediting_start"], s["crediting_end"], rules["clock"],
             rules["period_years"], rules["whichever_later"],
@@ -87,7 +92,9 @@ class IssuedRows:
                 self._dates.clear()
             self._dates[key] = dates
         on, start, end, due, lapse, risk_due, exposed = dates
-        quantity, buffer_, pool, program = s["quantity"], s["buffer"], s["pool"], s["program"]
+        if not lapses:
+            lapse = None
+        exposed = exposed and reversible
         if exposed and quantity:
             k = ("exposure", pool, start, program, pool)
             rolled[k] = rolled.get(k, 0) + quantity
@@ -100,7 +107,8 @@ class IssuedRows:
             vintage_id, program, pool, s["project"], s["vintage_year"] or 0, s["serial_first"],
             s["serial_last"], s["source_key"], s["corresponding_adjustment"], quantity, buffer_,
             on, start, end, record_time(s["timestamp"]), nid, due, lapse, risk_due,
-            s["risk_class"], pool, quantity, quantity,
+            s["risk_class"], pool, quantity if exposed else 0, quantity, reversible,
+            "monitored" if reversible else "non-reversible",
         ]
 
 
@@ -128,12 +136,15 @@ def _clock_dates(
     end = clock.period_end(start, period_years, whichever_later, _day(crediting_end))
     due = clock.verification_due(on, interval_years)
     exposure_start = max(on, start)
+    lapse = clock.lapse_arises_on(due, end, grace_days)
+    if lapse is not None and not exposure_start <= lapse < end:
+        lapse = None  # nothing exposed on the day: no lapse is recorded
     return (
         on.isoformat(),
         exposure_start.isoformat(),
         end.isoformat(),
         _iso(due),
-        _iso(clock.lapse_arises_on(due, end, grace_days)),
+        _iso(lapse),
         add_years(on, risk_years).isoformat() if risk_years else None,
         exposure_start < end,
     )

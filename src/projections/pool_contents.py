@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -44,6 +44,7 @@ from sqlalchemy import Engine, and_, select
 from ledger.application import LedgerApp
 from ledger.errors import InvalidCommand, LedgerError
 from ledger.profiles import ProfileCatalog
+from ledger.replay import replay
 from ledger.risk import load_risk_tool
 from projections import queries
 from projections.stress import (
@@ -141,6 +142,7 @@ def pool_contents(
     options: ContentsOptions | None = None,
     categories: Mapping[str, Mapping[str, float]] | None = None,
     regions: Mapping[str, str] | None = None,
+    known_at: datetime | None = None,
 ) -> PoolFigures:
     """Build the pool's :class:`PoolContents` as of ``as_of`` (see the module docstring).
 
@@ -149,7 +151,7 @@ def pool_contents(
     """
     opts = options or ContentsOptions()
     check_pool(engine, pool)
-    exposure = _exposure_by_project(engine, pool, as_of)
+    exposure = _exposure_by_project(engine, pool, as_of, known_at)
     if not exposure:
         raise InvalidCommand(f"pool: {pool!r} bears no exposure on {as_of}")
     rows = _vintage_rows(engine, pool)
@@ -157,7 +159,7 @@ def pool_contents(
         _project_figures(project, amount, rows[project], catalog, opts, categories, regions)
         for project, amount in sorted(exposure.items())
     ]
-    balance = _balance(engine, pool, as_of)
+    balance = _balance(engine, pool, as_of, known_at)
     codes = {name: i for i, name in enumerate(sorted({f.region for f in figures}))}
     contents = PoolContents(
         buffer_balance=max(0, balance["available"]),
@@ -204,8 +206,10 @@ def check_pool(engine: Engine, pool: str) -> None:
         )
 
 
-def _exposure_by_project(engine: Engine, pool: str, as_of: date) -> dict[str, int]:
-    result = queries.liabilities(engine, as_of, queries.Filters(pool=pool), by="project")
+def _exposure_by_project(
+    engine: Engine, pool: str, as_of: date, known_at: datetime | None = None
+) -> dict[str, int]:
+    result = queries.liabilities(engine, as_of, queries.Filters(pool=pool), known_at, "project")
     return {
         name: int(group["exposure"])
         for name, group in result.get("groups", {}).items()
@@ -307,9 +311,12 @@ def assessed_categories(app: LedgerApp, engine: Engine, pool: str) -> dict[str, 
     return out
 
 
-def _balance(engine: Engine, pool: str, as_of: date) -> dict[str, int]:
-    figures = queries.buffer(engine, as_of, pool)
-    owed = queries.liabilities(engine, as_of, queries.Filters(pool=pool))["due"].get("pool", 0)
+def _balance(
+    engine: Engine, pool: str, as_of: date, known_at: datetime | None = None
+) -> dict[str, int]:
+    figures = queries.buffer(engine, as_of, pool, known_at)
+    owed = queries.liabilities(engine, as_of, queries.Filters(pool=pool), known_at)["due"].get(
+        "pool", 0)
     return {
         "contributions": int(figures["contributions"]),
         "cancelled": int(figures["cancelled"]),
@@ -334,7 +341,9 @@ class PoolLoss:
     reversal_id: str
 
 
-def pool_losses(app: LedgerApp, engine: Engine, pool: str, as_of: date) -> list[PoolLoss]:
+def pool_losses(
+    app: LedgerApp, engine: Engine, pool: str, as_of: date, known_at: datetime | None = None
+) -> list[PoolLoss]:
     """The pool's historical losses up to ``as_of``, from its vintages' reversals.
 
     An unavoidable reversal is the pool's on the day it happened; an avoidable one becomes
@@ -352,8 +361,12 @@ def pool_losses(app: LedgerApp, engine: Engine, pool: str, as_of: date) -> list[
         ids = sorted(r[0] for r in conn.execute(stmt))
     losses: list[PoolLoss] = []
     for vid in ids:
-        vintage = app.vintage(vid)
+        vintage, _ = replay(app.stream(vid), as_of, known_at)
+        if vintage is None:
+            continue
         for r in vintage.reversals.values():
+            if not r.active:
+                continue
             if vintage.obligor_at(r, as_of) != "pool":
                 continue
             deadline = vintage.surrender_deadline(r)
@@ -389,6 +402,7 @@ class StressSpec:
     catastrophe: CatastropheParams = field(default_factory=CatastropheParams)
     allocations: Mapping[str, int] = field(default_factory=dict)
     since: date | None = None
+    known_at: datetime | None = None
     pool_size: int | None = None
     event_loss: int | None = None
     annual_probability: float | None = None
@@ -421,6 +435,8 @@ class StressSpec:
             }
         else:
             out |= {"pool": self.pool, "as_of": self.as_of.isoformat() if self.as_of else None}
+            if self.known_at is not None:
+                out["known_at"] = self.known_at.isoformat()
         if self.model == "backtest":
             out |= {
                 "allocations": dict(self.allocations),
@@ -501,7 +517,7 @@ def run_stress_test(
         return _backtest(spec, engine, app)
     figures = pool_contents(
         engine, spec.pool, spec.as_of, catalog, spec.options,
-        assessed_categories(app, engine, spec.pool),
+        assessed_categories(app, engine, spec.pool), known_at=spec.known_at,
     )
     result = simulate(
         figures.contents, spec.model, spec.scenarios, spec.horizon, spec.seed, spec.levels,
@@ -543,12 +559,12 @@ def _stylised(spec: StressSpec) -> StressOutcome:
 
 def _backtest(spec: StressSpec, engine: Engine, app: LedgerApp) -> StressOutcome:
     assert spec.pool is not None and spec.as_of is not None
-    losses = pool_losses(app, engine, spec.pool, spec.as_of)
+    losses = pool_losses(app, engine, spec.pool, spec.as_of, spec.known_at)
     start = spec.since.year if spec.since else (losses[0].on.year if losses else spec.as_of.year)
     early = [x for x in losses if x.on.year < start]
     if early:
         raise StressTestRejected(f"since: the pool's first loss ({early[0].on}) precedes it")
-    balance = _balance(engine, spec.pool, spec.as_of)
+    balance = _balance(engine, spec.pool, spec.as_of, spec.known_at)
     gross = balance["contributions"] - balance["on_hold"]
     history = [HistoricalLoss(x.on.year - start, x.quantity, x.cause) for x in losses]
     result = backtest(

@@ -29,7 +29,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, inspect, select, update
 from sqlalchemy.schema import CreateTable
 
 from ledger.application import LedgerApp
@@ -101,10 +101,22 @@ class Projector:
     # ------------------------------------------------------------------ lifecycle
 
     def create_tables(self) -> None:
+        """Create the read models; rebuild them when an upgrade changed their columns
+        (before any write could fail on a missing column after its event committed)."""
         metadata.create_all(self.engine, tables=list(PROJECTION_TABLES))
+        if not self._columns_current():
+            self.rebuild()
+            return
         with self.engine.begin() as conn:
             if conn.execute(select(tracking.c.position).where(tracking.c.name == NAME)).first() is None:
                 conn.execute(insert(tracking).values(name=NAME, position=0))
+
+    def _columns_current(self) -> bool:
+        found = inspect(self.engine)
+        return all(
+            {c["name"] for c in found.get_columns(table.name)} == set(table.columns.keys())
+            for table in PROJECTION_TABLES
+        )
 
     def drop_tables(self) -> None:
         metadata.drop_all(self.engine, tables=list(PROJECTION_TABLES))
@@ -264,7 +276,7 @@ class Projector:
         current = schedule(vintage)
         change = difference(before, current)
         recorded_at = record_time(event.timestamp.isoformat())
-        changes.deltas.extend(_delta_rows(nid, recorded_at, vintage, change))
+        changes.deltas.extend(_delta_rows(nid, recorded_at, event.on, vintage, change))
         _roll_up(rolled, vintage, change)
         return current
 
@@ -490,42 +502,39 @@ def _issued_row(v: Vintage, recorded_at: str, nid: int) -> dict[str, Any]:
         "issued_recorded_at": recorded_at,
         "issued_nid": nid,
         "risk_class": v.risk_class,
+        "reversible": v.reversible,
     }
 
 
 def _state_row(v: Vintage) -> dict[str, Any]:
     """Columns that later events change (everything recorded, whatever its date)."""
-    due = {"proponent": 0, "pool": 0}
-    for r in v.reversals.values():
-        if r.outstanding:
-            due[r.obligor if r.defaulted_on is None else "pool"] += r.outstanding
-    next_default = min(
-        (d for r in v.reversals.values() if (d := v.defaults_on(r)) is not None), default=None
-    )
+    due = v.due_at(date.max)
     interval = v.rules.risk_reassessment_years
     risk_due = None
     if interval:
         risk_due = add_years(v.risk.on if v.risk else v.issued_on, interval)
     if v.period_closed:
         status = "ended"
+    elif not v.reversible:
+        status = "non-reversible"
     elif v.transfer is not None:
         status = "transferred"
     elif v.lapse_recorded:
         status = "lapsed"
     else:
         status = "monitored"
-    gone = sum(d.quantity for d in v.cancellations + v.invalidations)
     return {
         "vintage_id": str(v.id),
         "verification_due": _iso(v.verification_due),
-        "lapse_arises_on": None if v.lapse_recorded else _iso(v.lapse_arises_on),
-        "next_default_on": _iso(next_default),
+        "lapse_arises_on": _iso(v.next_lapse_on()),
+        "next_default_on": _iso(v.next_default_on()),
         "risk_due": _iso(risk_due),
         "lapse_recorded": v.lapse_recorded,
         "period_ended": v.period_closed,
-        "bearer": v.transfer[1] if v.transfer else v.pool,
+        "bearer": v.transfer.to if v.transfer else v.pool,
         "status": status,
-        "exposure_now": 0 if v.transfer else v.quantity - gone,
+        "exposure_now": 0 if v.transfer or not v.reversible or v.exposure_start >= v.period_end
+        else max(0, v.quantity - v.gone_at(date.max)),
         "outstanding_credits": v.outstanding_credits,
         "retired": sum(d.quantity for d in v.retirements),
         "due_proponent": due["proponent"],
@@ -537,8 +546,9 @@ def _state_row(v: Vintage) -> dict[str, Any]:
     }
 
 
-
-def _delta_rows(nid: int, recorded_at: str, v: Vintage, changes: Schedule) -> list[dict[str, Any]]:
+def _delta_rows(
+    nid: int, recorded_at: str, on: date, v: Vintage, changes: Schedule
+) -> list[dict[str, Any]]:
     return [
         {
             "nid": nid,
@@ -548,6 +558,7 @@ def _delta_rows(nid: int, recorded_at: str, v: Vintage, changes: Schedule) -> li
             "measure": measure,
             "key": key,
             "day": day.isoformat(),
+            "on": on.isoformat(),
             "amount": amount,
             "program": v.program,
             "pool": v.pool,

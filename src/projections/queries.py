@@ -16,6 +16,7 @@ from typing import Any, Literal
 from sqlalchemy import Engine, and_, func, literal, select
 from sqlalchemy.sql import ColumnElement
 
+from ledger.events import OBLIGORS
 from projections.tables import deltas, record_time_text, rollup, rollup_year, vintages
 
 GroupBy = Literal["program", "project", "pool", "vintage-year", "bearer"]
@@ -143,92 +144,207 @@ def liabilities(
     known_at: datetime | None = None,
     by: str | None = None,
 ) -> dict[str, Any]:
-    """Exposure, transferred exposure and due liability by obligor, as of a date."""
+    """Exposure, transferred exposure and due liability by obligor, as of a date.
+
+    ``due.pool`` includes each pool's shortfall (buffer draws its balance could not
+    cover) when the question is about whole pools: no program or project filter.
+    """
     sums = _sums(engine, LIABILITY_MEASURES, as_of, filters, known_at, by)
-    total = _figures(sums, lambda g: True)
+    shortfalls = {
+        name: row["shortfall"]
+        for name, row in _pool_rows(engine, as_of, filters.pool, known_at).items()
+        if row["shortfall"]
+    }
+    whole_pools = filters.program is None and filters.project is None
+    groups: dict[Any, dict[str, Any]] = {}
+    total = _empty_figures()
+    for (measure, key, group), amount in sums.items():
+        _add(total, measure, key, amount)
+        if by is not None:
+            _add(groups.setdefault(group, _empty_figures()), measure, key, amount)
+    if whole_pools:
+        total["due"]["pool"] += sum(shortfalls.values())
+        if by == "pool":
+            for name, amount in shortfalls.items():
+                groups.setdefault(name, _empty_figures())["due"]["pool"] += amount
     result: dict[str, Any] = {
         "as_of": as_of.isoformat(),
         "known_at": known_at.isoformat() if known_at else None,
         "filters": filters.as_dict(),
-        **total,
+        **_finish(total),
+        "shortfall": sum(shortfalls.values()),
+        "shortfall_by_pool": shortfalls,
+        "non_reversible_issued": _non_reversible(engine, as_of, filters, known_at),
     }
     if by is not None:
-        names = sorted({g for (_, _, g) in sums}, key=lambda g: (g is None, str(g)))
         result["by"] = by
         result["groups"] = {
-            str(g): _figures(sums, lambda x, g=g: x == g)  # type: ignore[misc]
-            for g in names
+            str(g): _finish(groups[g]) for g in sorted(groups, key=lambda g: (g is None, str(g)))
         }
     return result
 
 
-def _figures(sums: dict[tuple[str, str, Any], int], pick: Any) -> dict[str, Any]:
-    exposure = sum(a for (m, _, g), a in sums.items() if m == "exposure" and pick(g))
-    transferred: dict[str, int] = {}
-    due = {"proponent": 0, "pool": 0}
-    for (m, k, g), a in sums.items():
-        if not pick(g):
-            continue
-        if m == "transferred" and a:
-            transferred[k] = transferred.get(k, 0) + a
-        elif m == "due":
-            due[k] = due.get(k, 0) + a
+def _empty_figures() -> dict[str, Any]:
+    return {"exposure": 0, "transferred": {}, "due": dict.fromkeys(OBLIGORS, 0)}
+
+
+def _add(figures: dict[str, Any], measure: str, key: str, amount: int) -> None:
+    if measure == "exposure":
+        figures["exposure"] += amount
+    elif measure == "transferred":
+        figures["transferred"][key] = figures["transferred"].get(key, 0) + amount
+    elif measure == "due":
+        figures["due"][key] = figures["due"].get(key, 0) + amount
+
+
+def _finish(figures: dict[str, Any]) -> dict[str, Any]:
+    transferred = {k: a for k, a in sorted(figures["transferred"].items()) if a}
     return {
-        "exposure": exposure,
+        "exposure": figures["exposure"],
         "transferred": transferred,
-        "due": due,
-        "due_total": sum(due.values()),
+        "due": figures["due"],
+        "due_total": sum(figures["due"].values()),
     }
+
+
+def _non_reversible(
+    engine: Engine, as_of: date, filters: Filters, known_at: datetime | None
+) -> int:
+    """Credits issued by ``as_of`` of project types that cannot reverse: counted as
+    issued, carrying no exposure."""
+    v = vintages
+    conds = [v.c.reversible.is_(False), v.c.issued_on <= as_of.isoformat(),
+             *_filter_conds(v, filters)]
+    kt = known_at_text(known_at)
+    if kt is not None:
+        conds.append(v.c.issued_recorded_at <= kt)
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.sum(v.c.quantity)).where(and_(*conds))).scalar() or 0)
 
 
 def buffer(
     engine: Engine, as_of: date, pool: str | None = None, known_at: datetime | None = None
 ) -> dict[str, Any]:
-    """Buffer balance and coverage per pool: contributions - cancelled - on hold."""
-    filters = Filters(pool=pool)
-    sums = _sums(engine, BUFFER_MEASURES + ("exposure",), as_of, filters, known_at, None)
+    """Buffer balance and coverage per pool.
+
+    A pool's balance is its contributions less credits on hold and less the draws made to
+    compensate reversals; it never goes below zero: a draw larger than the balance cancels
+    what is there, and the rest stays owed by the pool as its ``shortfall`` (met from
+    later contributions as they arrive). ``owed`` is what the pool owes in all (its due
+    reversals and its shortfall); the coverage ratio is (balance - owed) / the exposure
+    the pool bears.
+    """
+    rows = [_buffer_row(name, f) for name, f in sorted(_pool_rows(engine, as_of, pool, known_at).items())]
+    keys = ("contributions", "drawn", "on_hold", "exposure", "due", "cancelled", "shortfall")
+    totals = {m: sum(r[m] for r in rows) for m in keys}
+    head = _buffer_row(pool or "all", totals)
+    head.update(cancelled=totals["cancelled"], shortfall=totals["shortfall"],
+                balance=sum(r["balance"] for r in rows))
+    head["owed"] = totals["due"] + totals["shortfall"]
+    head["coverage_ratio"] = _ratio(head["balance"] - head["owed"], totals["exposure"])
+    return {"as_of": as_of.isoformat(), "known_at": known_at.isoformat() if known_at else None,
+            **head, "pools": rows}
+
+
+def _pool_rows(
+    engine: Engine, as_of: date, pool: str | None, known_at: datetime | None
+) -> dict[str, dict[str, int]]:
+    """Per pool: contributions, draws, holds, exposure borne, due by the pool; and from
+    them the credits actually cancelled and the shortfall."""
+    sums = _sums(engine, BUFFER_MEASURES + ("exposure", "due"), as_of, Filters(pool=pool),
+                 known_at, "pool")
     pools: dict[str, dict[str, int]] = {}
-    for (m, k, _), a in sums.items():
-        pools.setdefault(k, {"contributions": 0, "cancelled": 0, "on_hold": 0, "exposure": 0})[m] = (
-            pools.get(k, {}).get(m, 0) + a
-        )
-    rows = [_buffer_row(name, figures) for name, figures in sorted(pools.items())]
-    totals = _buffer_row(pool or "all", {
-        m: sum(r[m] for r in rows) for m in ("contributions", "cancelled", "on_hold", "exposure")
-    })
-    return {"as_of": as_of.isoformat(), **totals, "pools": rows}
+    for (measure, key, group), amount in sums.items():
+        if measure == "due" and key != "pool":
+            continue
+        name = group if measure == "due" else key
+        row = pools.setdefault(name, dict.fromkeys(
+            ("contributions", "drawn", "on_hold", "exposure", "due"), 0))
+        row["drawn" if measure == "cancelled" else measure] += amount
+    for row in pools.values():
+        available = max(0, row["contributions"] - row["on_hold"])
+        row["cancelled"] = min(row["drawn"], available)
+        row["shortfall"] = row["drawn"] - row["cancelled"]
+    return pools
 
 
 def _buffer_row(name: str, f: dict[str, int]) -> dict[str, Any]:
-    balance = f.get("contributions", 0) - f.get("cancelled", 0) - f.get("on_hold", 0)
-    exposure = f.get("exposure", 0)
+    contributions, on_hold, exposure = f["contributions"], f["on_hold"], f["exposure"]
+    cancelled = f.get("cancelled", min(f["drawn"], max(0, contributions - on_hold)))
+    shortfall = f.get("shortfall", f["drawn"] - cancelled)
+    balance = max(0, contributions - on_hold - cancelled)
+    owed = f["due"] + shortfall
     return {
         "pool": name,
-        "contributions": f.get("contributions", 0),
-        "cancelled": f.get("cancelled", 0),
-        "on_hold": f.get("on_hold", 0),
+        "contributions": contributions,
+        "drawn": f["drawn"],
+        "cancelled": cancelled,
+        "on_hold": on_hold,
         "balance": balance,
+        "shortfall": shortfall,
+        "due": f["due"],
+        "owed": owed,
         "exposure": exposure,
-        "coverage_ratio": round(balance / exposure, 6) if exposure else None,
+        "coverage_ratio": _ratio(balance - owed, exposure),
     }
 
 
-def runoff(engine: Engine, as_of: date, pool: str | None = None) -> dict[str, Any]:
-    """Exposure (as recorded now) ending in each future year: the ladder of period ends."""
-    v = vintages
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return round(numerator / denominator, 6) if denominator else None
+
+
+def runoff(
+    engine: Engine,
+    as_of: date,
+    pool: str | None = None,
+    known_at: datetime | None = None,
+) -> dict[str, Any]:
+    """Exposure that leaves each bearer in each future year, from the facts dated by
+    ``as_of`` and recorded by ``known_at``: the ladder of period ends, and of fund terms.
+
+    A year's ``exposure_ending`` is what leaves the books; ``by_bearer`` shows moves
+    between bearers too (a fund taking a vintage on at its period end shows as a
+    negative amount, exposure arriving, in that year).
+    """
+    v, d = vintages, deltas
     t = as_of.isoformat()
-    year = func.substr(v.c.period_end, 1, 4).label("year")
-    conds = [v.c.exposure_start <= t, v.c.period_end > t, v.c.exposure_now > 0]
+    kt = known_at_text(known_at)
+    ladder: dict[tuple[int, str], int] = {}
+    base = [v.c.exposure_start <= t, v.c.period_end > t, v.c.reversible.is_(True)]
     if pool is not None:
-        conds.append(v.c.pool == pool)
-    stmt = select(year, func.sum(v.c.exposure_now)).where(and_(*conds)).group_by(year).order_by(year)
+        base.append(v.c.pool == pool)
+    if kt is not None:
+        base.append(v.c.issued_recorded_at <= kt)
+    year = func.substr(v.c.period_end, 1, 4)
+    later = [d.c.measure.in_(("exposure", "transferred")), d.c.day > t, d.c.on <= t]
+    if pool is not None:
+        later.append(d.c.pool == pool)
+    if kt is not None:
+        later.append(d.c.recorded_at <= kt)
+    dyear = func.substr(d.c.day, 1, 4)
     with engine.connect() as conn:
-        years = [{"year": int(y), "exposure_ending": int(a)} for y, a in conn.execute(stmt)]
+        stmt = select(year, v.c.pool, func.sum(v.c.quantity)).where(and_(*base)).group_by(
+            year, v.c.pool)
+        for y, bearer, amount in conn.execute(stmt):
+            ladder[(int(y), bearer)] = ladder.get((int(y), bearer), 0) + int(amount)
+        stmt = select(dyear, d.c.key, func.sum(d.c.amount)).where(and_(*later)).group_by(
+            dyear, d.c.key)
+        for y, bearer, amount in conn.execute(stmt):
+            ladder[(int(y), bearer)] = ladder.get((int(y), bearer), 0) - int(amount)
+    years: dict[int, dict[str, int]] = {}
+    for (y, bearer), amount in sorted(ladder.items()):
+        if amount:
+            years.setdefault(y, {})[bearer] = amount
+    rows = [
+        {"year": y, "exposure_ending": sum(b.values()), "by_bearer": b}
+        for y, b in sorted(years.items()) if any(b.values())
+    ]
     return {
         "as_of": t,
+        "known_at": known_at.isoformat() if known_at else None,
         "pool": pool,
-        "years": years,
-        "total": sum(y["exposure_ending"] for y in years),
+        "years": rows,
+        "total": sum(r["exposure_ending"] for r in rows),
     }
 
 

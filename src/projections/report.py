@@ -39,6 +39,7 @@ class Figures:
     """Everything the page shows, gathered before any HTML is written."""
 
     as_of: date
+    known_at: datetime | None
     totals: dict[str, Any]
     by_program: dict[str, Any]
     by_bearer: dict[str, Any]
@@ -49,10 +50,11 @@ class Figures:
 
 
 def write_report(
-    engine: Engine, out_dir: Path, as_of: date, stress: dict[str, Any] | None = None
+    engine: Engine, out_dir: Path, as_of: date, stress: dict[str, Any] | None = None,
+    known_at: datetime | None = None,
 ) -> Path:
     """Write ``out_dir/index.html`` and its charts; returns the page's path."""
-    return write_report_files(engine, out_dir, as_of, stress).index
+    return write_report_files(engine, out_dir, as_of, stress, known_at=known_at).index
 
 
 def write_report_files(
@@ -61,13 +63,14 @@ def write_report_files(
     as_of: date,
     stress: dict[str, Any] | None = None,
     chart_format: str = "png",
+    known_at: datetime | None = None,
 ) -> ReportFiles:
     """Write the page and its charts (``png`` or ``svg``); returns every file written."""
     if chart_format not in ("png", "svg"):
         raise ValueError(f"chart_format: {chart_format!r} is not png or svg")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    figures = gather(engine, as_of)
+    figures = gather(engine, as_of, known_at)
     names = {
         "runoff": f"runoff.{chart_format}",
         "balance": f"buffer-balance.{chart_format}",
@@ -92,21 +95,25 @@ def write_report_files(
 # ---------------------------------------------------------------------- figures
 
 
-def gather(engine: Engine, as_of: date) -> Figures:
-    """Run every query the page needs, as of one date."""
+def gather(engine: Engine, as_of: date, known_at: datetime | None = None) -> Figures:
+    """Run every query the page needs, as of one date and as known at one time."""
+    none = queries.Filters()
     return Figures(
         as_of=as_of,
-        totals=queries.liabilities(engine, as_of),
-        by_program=queries.liabilities(engine, as_of, by="program"),
-        by_bearer=queries.liabilities(engine, as_of, by="bearer"),
-        by_project=queries.liabilities(engine, as_of, by="project"),
-        buffer=queries.buffer(engine, as_of),
-        runoff=queries.runoff(engine, as_of),
-        balance_points=balance_points(engine, as_of),
+        known_at=known_at,
+        totals=queries.liabilities(engine, as_of, none, known_at),
+        by_program=queries.liabilities(engine, as_of, none, known_at, by="program"),
+        by_bearer=queries.liabilities(engine, as_of, none, known_at, by="bearer"),
+        by_project=queries.liabilities(engine, as_of, none, known_at, by="project"),
+        buffer=queries.buffer(engine, as_of, None, known_at),
+        runoff=queries.runoff(engine, as_of, None, known_at),
+        balance_points=balance_points(engine, as_of, known_at),
     )
 
 
-def balance_points(engine: Engine, as_of: date) -> list[tuple[date, int, int]]:
+def balance_points(
+    engine: Engine, as_of: date, known_at: datetime | None = None
+) -> list[tuple[date, int, int]]:
     """(date, buffer balance, exposure) yearly from the first issuance to as_of + a few years.
 
     Each point is ``queries.buffer`` at that date, so the as-of point equals the headline.
@@ -119,7 +126,7 @@ def balance_points(engine: Engine, as_of: date) -> list[tuple[date, int, int]]:
     days.update(date(y, 1, 1) for y in range(start.year + 1, as_of.year + HORIZON_YEARS + 1))
     points = []
     for day in sorted(days):
-        b = queries.buffer(engine, day)
+        b = queries.buffer(engine, day, None, known_at)
         points.append((day, int(b["balance"]), int(b["exposure"])))
     return points
 
@@ -199,6 +206,9 @@ def render(figures: Figures, chart_names: Mapping[str, str], stress: dict[str, A
     """The whole page as one string (inline CSS, no scripts, no network)."""
     as_of = figures.as_of.isoformat()
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    known = (f"what the ledger had recorded by {figures.known_at.isoformat()}"
+             if figures.known_at else
+             f"everything recorded in the ledger when this page was generated ({generated})")
     sections = [
         _headline(figures),
         _runoff(figures, chart_names["runoff"]),
@@ -222,7 +232,7 @@ def render(figures: Figures, chart_names: Mapping[str, str], stress: dict[str, A
 <header>
 <h1>Permanence report</h1>
 <p class="lede">The position of the buffer pools as of <strong>{esc(as_of)}</strong>,
-from everything recorded in the ledger when this page was generated ({esc(generated)}).
+from {esc(known)}.
 All quantities are in tonnes of CO<sub>2</sub>e; one credit is one tonne.</p>
 </header>
 {"".join(sections)}
@@ -250,21 +260,30 @@ def _headline(f: Figures) -> str:
              "proponents owe avoidable reversals (harvest, negligence, missed verification); "
              "the pools owe unavoidable ones (wildfire, storm) and proponents' defaults.",
              "due",
-             detail=f"proponents {tonnes(due.get('proponent', 0))} · "
-                    f"pools {tonnes(due.get('pool', 0))}"),
+             detail=" · ".join(f"{name} {tonnes(due.get(key, 0))}" for key, name in (
+                 ("proponent", "proponents"), ("pool", "pools"), ("fund", "funds"),
+                 ("jurisdiction", "jurisdictions"), ("insurer", "insurers"))
+                 if due.get(key) or key in ("proponent", "pool"))),
         card("Buffer balance", tonnes(b["balance"]), "tCO2e",
              f"Credits held in reserve: {esc(tonnes(b['contributions']))} contributed by "
              f"projects, minus {esc(tonnes(b['cancelled']))} cancelled to compensate "
              f"reversals, minus {esc(tonnes(b['on_hold']))} on hold.",
              "balance"),
         card("Coverage ratio", ratio(b["coverage_ratio"]), "",
-             "Buffer balance divided by the exposure the pools bear. 25% means one reserve "
-             "credit for every four credits guaranteed. Whether that is enough is what a "
-             "stress test answers.",
+             "Buffer balance, less what the pools owe, divided by the exposure the pools "
+             "bear. 25% means one reserve credit for every four credits guaranteed. Whether "
+             "that is enough is what a stress test answers.",
              "coverage"),
     ]
+    if b["shortfall"]:
+        cards.append(card(
+            "Shortfall", tonnes(b["shortfall"]), "tCO2e",
+            "Buffer draws larger than what the pools held: the pools cancelled all they had "
+            "and still owe the rest, which later contributions settle as they arrive.",
+            "shortfall"))
     rows = [
-        (p["pool"], tonnes(p["balance"]), tonnes(p["exposure"]), ratio(p["coverage_ratio"]),
+        (p["pool"], tonnes(p["balance"]), tonnes(p["owed"]), tonnes(p["shortfall"]),
+         tonnes(p["exposure"]), ratio(p["coverage_ratio"]),
          tonnes(p["contributions"]), tonnes(p["cancelled"]), tonnes(p["on_hold"]))
         for p in b["pools"]
     ]
@@ -275,8 +294,8 @@ def _headline(f: Figures) -> str:
         "<p>Each pool backs the vintages of its programs. A pool with a low coverage ratio "
         "has fewer reserve credits for each credit it guarantees; a dash means the pool "
         "guarantees nothing at this date.</p>"
-        + table(("Pool", "Buffer balance", "Exposure borne", "Coverage ratio",
-                 "Contributed", "Cancelled", "On hold"), rows)
+        + table(("Pool", "Buffer balance", "Owed by the pool", "Shortfall", "Exposure borne",
+                 "Coverage ratio", "Contributed", "Cancelled", "On hold"), rows)
         + "</section>"
     )
 

@@ -27,7 +27,7 @@ def values_at(v: Vintage, t: date) -> dict[tuple[str, str], int]:
     if v.transfer is not None:
         transferred = v.transferred_at(t)
         if transferred:
-            out[("transferred", v.transfer[1])] = transferred
+            out[("transferred", v.transfer.to)] = transferred
     if v.reversals:
         for obligor, owed in v.due_at(t).items():
             if owed:
@@ -37,7 +37,7 @@ def values_at(v: Vintage, t: date) -> dict[tuple[str, str], int]:
             out[("cancelled", v.pool)] = cancelled
     if v.buffer and t >= v.issued_on:
         out[("contributions", v.pool)] = v.buffer
-    if v.holds:
+    if v.holds or v.rules.lapse_holds_buffer:
         held = v.on_hold_at(t)
         if held:
             out[("on_hold", v.pool)] = held

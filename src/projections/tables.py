@@ -10,7 +10,8 @@ they compare correctly as text on both databases and need no conversion on the h
   (a rebuild appends rather than scattering a million random ids through a B-tree);
   the vintage id has a unique index of its own.
 - ``proj_deltas``: every later change to an as-of figure, as a dated delta, with the
-  notification id and record time of the event that caused it (for ``known_at``).
+  notification id, record time (for ``known_at``) and business date (for the run-off) of
+  the event that caused it.
 - ``proj_rollup``: the baseline and deltas summed by day, measure, key, program and pool:
   the fast path for "as of any date" roll-ups (other groupings use the detail path).
 - ``proj_rollup_year``: the same summed by calendar year, so an as-of figure reads whole
@@ -97,6 +98,7 @@ vintages = Table(
     Column("buffer_rate", String(16)),
     Column("annual_probability", String(16)),
     Column("risk_class", String(64)),
+    Column("reversible", Boolean, nullable=False),
     Column("labels", Text),
     Column("version", Integer, nullable=False),
     Index("ux_pv_vintage", "vintage_id", unique=True),
@@ -122,6 +124,8 @@ deltas = Table(
     Column("measure", String(16), nullable=False),
     Column("key", String(200), nullable=False),
     Column("day", String(10), nullable=False),
+    # the business date of the event that made the change (run-off ignores later facts)
+    Column("on", String(10), nullable=False),
     Column("amount", BigInteger, nullable=False),
     Column("program", String(64), nullable=False),
     Column("pool", String(64), nullable=False),

@@ -105,6 +105,7 @@ class Daemon:
         self.ledger = ledger
         self.options = options or DaemonOptions()
         self.clock = clock or SystemClock(self.options.tz())
+        ledger.app.today = self.clock.today  # the daemon's business date is the ledger's today
         self.lock = lock or lock_for(ledger.store)
         self.metrics = metrics or Metrics()
         self.stress_log = stress_log
@@ -251,6 +252,7 @@ class Daemon:
         """Run one sweep for today's business date on the sweep runtime."""
         if self._sweep_ledger is None:
             self._sweep_ledger = self._open_sweep_ledger()
+            self._sweep_ledger.app.today = self.clock.today
         target = self._sweep_ledger
         target.refresh()
         self._swept_position = target.projector.position()

@@ -31,6 +31,7 @@ from sqlalchemy import Engine, func, select
 
 from ledger.application import LedgerApp
 from ledger.calendar import add_days, add_years
+from ledger.events import OBLIGORS
 from projections.queries import buffer, liabilities
 from projections.tables import rollup
 from scheduler.leader import StoreInfo
@@ -151,7 +152,11 @@ def arisen(engine: Engine, after: date, through: date) -> dict[str, int]:
     )
     with engine.connect() as conn:
         found = {k: int(a) for k, a in conn.execute(stmt)}
-    return {k: found.get(k, 0) for k in sorted({"proponent", "pool"} | found.keys())}
+    return {k: found.get(k, 0) for k in (*OBLIGORS, *sorted(found.keys() - set(OBLIGORS)))}
+
+
+def _fixed(day: date) -> Callable[[], date]:
+    return lambda: day
 
 
 def play(
@@ -166,6 +171,7 @@ def play(
     rows = []
     for i, day in enumerate(days):
         since = days[i - 1] if i else step.after(day, -1)
+        ledger.app.today = _fixed(day)  # the copy's clock moves with the play
         result = sweep(ledger, day, reminder_days=reminder_days)
         owed = liabilities(ledger.engine, day)
         pool = buffer(ledger.engine, day)

@@ -1,7 +1,10 @@
 """The sweep: everything time makes happen by a business date, recorded once.
 
 A sweep is a function of the business date, not of how often it ran: each step records
-what has arisen by ``as_of`` and is not yet recorded, dated the day it arose. Running it
+what has arisen by ``as_of`` and is not yet recorded, dated the day it arose. What it
+records follows from the facts' business dates (:mod:`ledger.lapses`); a fact recorded
+later that changes it makes the aggregate withdraw or revise it, so the figures never
+depend on when the sweep ran. ``as_of`` is never after today. Running it
 twice, late, or from two processes at once records the same facts once (the aggregate
 refuses a second lapse; optimistic concurrency turns a race into a reload and a skip).
 
@@ -142,27 +145,11 @@ def _defaults(run: _Run) -> bool:
     """Default candidates leave the index once defaulted or settled (``next_default_on``)."""
     ids = sorted(due_for(run.ledger.engine, "next_default_on", run.as_of))
     run.result.candidates["defaults"] = len(ids)
-    app = run.ledger.app
     for chunk in run.chunks(ids):
         if run.should_stop():
             return False
-        items = [item for vid in chunk for item in defaults_due(app, vid, run.as_of)]
-        if not items:
-            continue
-        changed = set(app.record_defaults(items, run.as_of))
-        run.result.defaults_recorded += sum(1 for vid, _ in items if vid in changed)
+        run.result.defaults_recorded += len(run.ledger.app.record_defaults(chunk, run.as_of))
     return True
-
-
-def defaults_due(app: LedgerApp, vintage_id: str, as_of: date) -> list[tuple[str, str]]:
-    """(vintage id, reversal id) of avoidable reversals left owing past their deadline."""
-    v = app.vintage(vintage_id)
-    due = []
-    for r in v.reversals.values():
-        day = v.defaults_on(r)
-        if day is not None and day <= as_of:
-            due.append((vintage_id, r.reversal_id))
-    return due
 
 
 def _periods(run: _Run) -> bool:

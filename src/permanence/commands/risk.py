@@ -19,7 +19,19 @@ from typing import Any
 
 import typer
 
-from permanence.cli import AS_OF, JSON, UsageError, app, emit, guarded, runtime, to_date, today
+from permanence.cli import (
+    AS_OF,
+    JSON,
+    KNOWN_AT,
+    UsageError,
+    app,
+    emit,
+    guarded,
+    runtime,
+    to_date,
+    today,
+)
+from permanence.parsing import to_timestamp
 from projections.stress import StressTestRejected
 
 ASSESSMENT_FILE = typer.Option(..., "--file", help="Assessment TOML (see tests/fixtures).")
@@ -85,6 +97,7 @@ def _assessed_text(d: dict[str, Any]) -> str:
 def stress_test(
     pool: str = typer.Option(None, help="Pool (default: the only pool of the ledger)."),
     as_of: str = AS_OF,
+    known_at: str = KNOWN_AT,
     model: str = typer.Option(
         "independent",
         help="independent|catastrophe|rising|default|combined|backtest|stylised.",
@@ -161,6 +174,7 @@ def stress_test(
                 ),
                 allocations=parse_allocations(allocation or []),
                 since=to_date(since, "since"),
+                known_at=to_timestamp(known_at),
                 pool_size=pool_size,
                 event_loss=event_loss,
                 annual_probability=annual_probability,

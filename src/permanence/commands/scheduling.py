@@ -207,7 +207,10 @@ def daemon_command(
 
                 http_app = create_app(s, rt)
                 lock = http_app.state.refresh_lock
-            daemon = Daemon(rt, lambda: open_runtime(s), options, refresh_lock=lock,
+            from scheduler.clock import FixedClock
+
+            clock = FixedClock(s.today) if s.today else None
+            daemon = Daemon(rt, lambda: open_runtime(s), options, clock=clock, refresh_lock=lock,
                             stress_log=RecordedStressTests(rt.app))
             return serve(daemon, http_app)
         finally:
