@@ -292,3 +292,126 @@ def test_bad_export_requests_exit_with_one_line(sqlite_url: str, tmp_path: Path)
     assert unknown.exit_code == 1 and not (tmp_path / "x.jsonl").exists()
     fmt = cli(sqlite_url, "export", "--out", str(tmp_path / "x"), "--format", "xml")
     assert fmt.exit_code == 2 and "format" in fmt.output
+
+
+# ---------------------------------------------------------------------- the published head, keys
+
+
+def rederived(records: list[dict[str, Any]], as_of: str, program: str | None = None) -> str:
+    """The manifest a forger derives again for ``records`` (what ``write_export`` would write)."""
+    from collections import Counter
+
+    from projections.export import FORMAT, Replayer, event_name
+
+    replayer = Replayer()
+    for r in records:
+        replayer.apply(r)
+    manifest = {
+        "manifest": True, "format": FORMAT, "algorithm": "sha256", "genesis": GENESIS,
+        "exported_at": "2030-01-01T00:00:00+00:00", "as_of": as_of, "program": program,
+        "last_notification_id": records[-1]["notification_id"] if records else 0,
+        "head": records[-1]["hash"] if records else GENESIS, "records": len(records),
+        "by_event": dict(Counter(event_name(r["topic"]) for r in records)),
+        "vintages": len(replayer.vintages), "totals": replayer.totals(date.fromisoformat(as_of)),
+    }
+    return canonical(manifest).decode()
+
+
+def test_tail_cut_with_a_rederived_manifest_fails_against_the_published_head(
+    clean_export: Path, sqlite_url: str, tmp_path: Path
+) -> None:
+    rows = lines(clean_export)
+    records = [json.loads(line) for line in rows[:-1]]
+    cut = write(tmp_path / "cut.jsonl", [*rows[:8], rederived(records[:8], manifest_of(
+        clean_export)["as_of"])])
+    assert verify_export(cut).ok  # on its own, a shorter history is whole
+    published = json.loads(cli(sqlite_url, "head", "--json").output)["head"]
+    assert published == manifest_of(clean_export)["head"]
+
+    caught = cli(sqlite_url, "verify-export", str(cut), "--expect-head", published)
+    assert caught.exit_code == 1
+    assert caught.output.startswith(f"head mismatch: the file ends at {records[7]['hash']} "
+                                    f"(record 8), not at the expected head {published}")
+    fine = cli(sqlite_url, "verify-export", str(clean_export), "--expect-head", published.upper(),
+               "--json")
+    assert fine.exit_code == 0 and json.loads(fine.output)["expected_head"] == published
+    bad = cli(sqlite_url, "verify-export", str(clean_export), "--expect-head", "abc")
+    assert bad.exit_code == 2
+    assert bad.output.strip() == "error: expect-head: 'abc' is not a SHA-256 hex digest (64 hex digits)"
+
+
+def test_a_log_chained_afresh_fails_against_the_published_head(
+    clean_export: Path, tmp_path: Path
+) -> None:
+    """A forger who edits an event, re-chains every record and re-derives the manifest."""
+    rows = [json.loads(line) for line in lines(clean_export)]
+    records, manifest = rows[:-1], rows[-1]
+    retired = next(r for r in records if r["topic"].endswith(":Retired"))
+    retired["state"]["beneficiary"] = "Someone Else"
+    prev = GENESIS
+    for r in records:
+        r["prev_hash"] = prev
+        r["hash"] = prev = record_hash(r)
+    forged = write(tmp_path / "forged.jsonl", [*(canonical(r).decode() for r in records),
+                                               rederived(records, manifest["as_of"])])
+    alone = verify_export(forged)
+    assert alone.ok, alone.problem
+    against = verify_export(forged, expect_head=manifest["head"])
+    assert not against.ok and against.problem is not None
+    assert against.problem.startswith("head mismatch")
+
+
+def test_a_key_given_twice_is_named(clean_export: Path, tmp_path: Path) -> None:
+    rows = lines(clean_export)
+    first = json.loads(rows[0])
+    quantity = first["state"]["quantity"]
+    # parsers that keep the first value read 1 tonne; those that keep the last, the original
+    twice = rows[0].replace(f'"quantity":{quantity}', f'"quantity":1,"quantity":{quantity}', 1)
+    assert twice != rows[0]
+    result = verify_export(write(tmp_path / "twice.jsonl", [twice, *rows[1:]]))
+    assert result.problem == "line 1: key 'quantity' is given twice"
+    manifest = rows[-1].replace('"records":', '"records":0,"records":', 1)
+    result = verify_export(write(tmp_path / "twice-manifest.jsonl", [*rows[:-1], manifest]))
+    assert result.problem == "line 11: key 'records' is given twice"
+
+
+@pytest.mark.parametrize(("edit", "problem"), [
+    ({"signed_by": "registry"}, "manifest: unknown key 'signed_by'"),
+    ({"exported_at": None}, "manifest: exported_at None is not a timestamp"),
+    ({"algorithm": "md5"}, "manifest: algorithm 'md5' is not 'sha256'"),
+    ({"genesis": "1" * 64}, "manifest: genesis is not 64 zeros"),
+    ({"last_notification_id": 3},
+     "manifest mismatch: last_notification_id is 3, the last record is notification 10"),
+    ({"program": 7}, "manifest: program 7 is not a name"),
+])
+def test_every_manifest_key_is_checked(
+    clean_export: Path, tmp_path: Path, edit: dict[str, Any], problem: str
+) -> None:
+    rows = lines(clean_export)
+    manifest = {**json.loads(rows[-1]), **edit}
+    assert verify_export(write(tmp_path / "m.jsonl", [*rows[:-1], canonical(manifest).decode()])
+                         ).problem == problem
+    del manifest["exported_at"]
+    if "exported_at" not in edit and "signed_by" not in edit:
+        return
+    missing = verify_export(write(tmp_path / "m2.jsonl", [*rows[:-1], canonical(
+        {k: v for k, v in manifest.items() if k != "signed_by"}).decode()]))
+    assert missing.problem == "manifest: lacks exported_at"
+
+
+def test_records_carry_exactly_their_keys_in_log_order(clean_export: Path, tmp_path: Path) -> None:
+    rows = lines(clean_export)
+    extra = json.loads(rows[0])
+    extra["comment"] = "harmless?"
+    extra["hash"] = record_hash(extra)
+    assert verify_export(write(tmp_path / "extra.jsonl", [canonical(extra).decode()])).problem == (
+        "line 1: record has an unknown key 'comment'"
+    )
+    records = [json.loads(line) for line in rows[:-1]]
+    records[1]["notification_id"] = records[0]["notification_id"]
+    prev = GENESIS
+    for r in records:
+        r["prev_hash"] = prev
+        r["hash"] = prev = record_hash(r)
+    out = write(tmp_path / "ids.jsonl", [canonical(r).decode() for r in records])
+    assert verify_export(out).problem == "record 2: notification_id 1 does not follow 1"

@@ -24,7 +24,27 @@ One line per stored event, in notification order, then one manifest line last::
   ``transferred`` and ``due`` by obligor as of ``as_of`` (domain.md section 4).
 
 The head of a full export is what ``permanence head`` prints: a registry publishes it, and
-a verifier compares it with the head of the file it was handed.
+a verifier compares it with the head of the file it was handed
+(``permanence verify-export FILE --expect-head HASH``). Without that comparison a file cut
+short at its end, with a manifest derived again for what is left, or a log forged and
+chained afresh, verifies: the chain proves only that the file is whole *as it stands*.
+
+What verification checks
+------------------------
+- Each line is one JSON object with no key given twice (parsers disagree on which value of
+  a repeated key counts, so a record could mean one thing to this verifier and another to
+  the next); a record has exactly the keys of :data:`RECORD_FIELDS`, its ``hash`` is its
+  canonical hash, ``seq`` runs 1..n, ``prev_hash`` is the previous ``hash``, and
+  ``notification_id`` increases.
+- Every event replays on its vintage (domain.md section 4).
+- The manifest has exactly the keys of :data:`MANIFEST_KEYS`: ``format``, ``algorithm``
+  (``sha256``) and ``genesis`` are the values above; ``head``, ``records``, ``by_event``,
+  ``vintages`` and ``totals`` equal what the file derives; every vintage belongs to
+  ``program`` when one is named; ``as_of`` is a date. Two keys are informational:
+  ``exported_at`` (when the file was written; checked to be a timestamp) and
+  ``last_notification_id`` (the log position the export read up to; checked to be at least
+  the last record's ``notification_id``).
+- With an expected head, the file's head equals it.
 """
 
 from __future__ import annotations
@@ -32,6 +52,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -62,6 +83,11 @@ RECORD_FIELDS = (
     "seq", "notification_id", "originator_id", "originator_version", "topic", "state",
     "prev_hash", "hash",
 )
+MANIFEST_KEYS = frozenset({
+    "manifest", "format", "algorithm", "genesis", "exported_at", "as_of", "program",
+    "last_notification_id", "head", "records", "by_event", "vintages", "totals",
+})
+HEAD_PATTERN = re.compile(r"[0-9a-f]{64}")
 
 
 class ReplayError(LedgerError):
@@ -340,14 +366,22 @@ class _Problem(Exception):
     """The first problem found; verification stops there."""
 
 
-def verify_export(path: Path) -> Verification:
+def verify_export(path: Path, expect_head: str | None = None) -> Verification:
     """Recompute the chain, replay the events and re-derive the manifest; no database.
 
+    With ``expect_head`` (a published ``permanence head``), the file must end at that hash:
+    the only check that catches records cut from the end or a log chained afresh.
     Raises ``FileNotFoundError``/``IsADirectoryError`` when there is no file to read.
     """
     chain = _Chain(path)
     try:
         chain.run()
+        if expect_head is not None and chain.prev != expect_head:
+            raise _Problem(
+                f"head mismatch: the file ends at {chain.prev} (record {chain.count}), not at the "
+                f"expected head {expect_head}: records were removed from its end, added, or "
+                "the log was chained afresh"
+            )
     except _Problem as p:
         return Verification(False, str(p), chain.count, chain.prev, len(chain.replayer.vintages), None)
     return Verification(True, None, chain.count, chain.prev, len(chain.replayer.vintages), chain.totals)
@@ -362,6 +396,7 @@ class _Chain:
         self.by_event: Counter[str] = Counter()
         self.count = 0
         self.prev = GENESIS
+        self.last_notification = 0
         self.manifest: dict[str, Any] | None = None
         self.totals: dict[str, Any] | None = None
 
@@ -380,6 +415,9 @@ class _Chain:
         missing = [k for k in RECORD_FIELDS if k not in rec]
         if missing:
             raise _Problem(f"line {lineno}: record lacks {', '.join(missing)}")
+        unknown = sorted(set(rec) - set(RECORD_FIELDS), key=str)
+        if unknown:
+            raise _Problem(f"line {lineno}: record has an unknown key {unknown[0]!r}")
         seq, expected = rec["seq"], self.count + 1
         if not isinstance(seq, int) or isinstance(seq, bool):
             raise _Problem(f"line {lineno}: seq {seq!r} is not a number")
@@ -394,12 +432,18 @@ class _Chain:
             raise _Problem(
                 f"record {seq}: prev_hash does not match record {self.count} (the chain is broken)"
             )
+        notification = rec["notification_id"]
+        if not _is_int(notification) or notification <= self.last_notification:
+            raise _Problem(
+                f"record {seq}: notification_id {notification!r} does not follow "
+                f"{self.last_notification}"
+            )
         try:
             self.replayer.apply(rec)
         except ReplayError as e:
             raise _Problem(f"record {seq}: {e}") from None
         self.by_event[event_name(rec["topic"])] += 1
-        self.count, self.prev = seq, rec["hash"]
+        self.count, self.prev, self.last_notification = seq, rec["hash"], notification
 
     def inserted(self, rec: dict[str, Any], hashes: Counter[str]) -> str:
         what = "a copy of record" if hashes[rec["hash"]] > 1 else "a second record numbered"
@@ -430,12 +474,38 @@ class _Chain:
                     hashes[obj["hash"]] += 1
         return seqs, hashes
 
+    def check_manifest_keys(self, m: dict[str, Any]) -> None:
+        """Every key known, none missing; the fixed and informational ones well-formed."""
+        unknown = sorted(set(m) - MANIFEST_KEYS, key=str)
+        if unknown:
+            raise _Problem(f"manifest: unknown key {unknown[0]!r}")
+        missing = sorted(MANIFEST_KEYS - set(m))
+        if missing:
+            raise _Problem(f"manifest: lacks {', '.join(missing)}")
+        if m["algorithm"] != "sha256":
+            raise _Problem(f"manifest: algorithm {m['algorithm']!r} is not 'sha256'")
+        if m["genesis"] != GENESIS:
+            raise _Problem("manifest: genesis is not 64 zeros")
+        if not (isinstance(m["program"], str) or m["program"] is None):
+            raise _Problem(f"manifest: program {m['program']!r} is not a name")
+        try:
+            datetime.fromisoformat(m["exported_at"])
+        except (TypeError, ValueError):
+            raise _Problem(f"manifest: exported_at {m['exported_at']!r} is not a timestamp") from None
+        stop = m["last_notification_id"]
+        if not _is_int(stop) or stop < self.last_notification:
+            raise _Problem(
+                f"manifest mismatch: last_notification_id is {stop!r}, the last record is "
+                f"notification {self.last_notification}"
+            )
+
     def check_manifest(self) -> None:
         m = self.manifest
         if m is None:
             raise _Problem(f"manifest missing: the file ends after record {self.count}")
         if m.get("format") != FORMAT:
             raise _Problem(f"manifest: unknown format {m.get('format')!r}")
+        self.check_manifest_keys(m)
         listed = m.get("records")
         if isinstance(listed, int) and listed > self.count:
             raise _Problem(
@@ -471,14 +541,43 @@ class _Chain:
         self.totals = totals
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _lines(f: Any, strict: bool = True) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, JSON object) for each non-empty line; a bad line is a problem if strict."""
+    """(line number, JSON object) for each non-empty line; a bad line is a problem if strict.
+
+    A key given twice in any object of a line is a problem too: which value counts differs
+    between JSON parsers, so the record would not mean one thing to every verifier.
+    """
     for lineno, raw in enumerate(f, 1):
         if not raw.strip():
             continue
         try:
-            obj: Any = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+            obj: Any = json.loads(raw, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        except _DuplicateKey as e:
+            if strict:
+                raise _Problem(f"line {lineno}: key {e.args[0]!r} is given twice") from None
+            continue
+        except ValueError:  # includes JSONDecodeError and bytes that are not UTF-8
             obj = None
         if not isinstance(obj, dict):
             if strict:

@@ -141,22 +141,36 @@ def _export_text(d: dict[str, Any]) -> str:
 @app.command("verify-export")
 def verify_export_command(
     file: str = typer.Argument(..., help="An export written by `permanence export`."),
+    expect_head: str = typer.Option(
+        None, "--expect-head",
+        help="The head the registry published (`permanence head`): the file must end there. "
+        "Without it, a file cut short with its manifest derived again verifies.",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Verify an export offline: hash chain, replay of every vintage, manifest totals."""
-    from projections.export import verify_export
+    from projections.export import HEAD_PATTERN, verify_export
 
     def body() -> None:
+        expected = None
+        if expect_head is not None:
+            expected = expect_head.strip().lower()
+            if not HEAD_PATTERN.fullmatch(expected):
+                raise UsageError(f"expect-head: {expect_head!r} is not a SHA-256 hex digest "
+                                 "(64 hex digits)")
         path = Path(file)
         if not path.is_file():
             raise UsageError(f"file: {file} is not a readable file")
         try:
-            result = verify_export(path)
+            result = verify_export(path, expected)
         except OSError as e:
             raise UsageError(f"file: {file}: {e.strerror or e}") from None
-        emit(result.as_dict(), as_json, lambda d: (
-            f"ok: {d['records']:,} records, {d['vintages']:,} vintage(s), head {d['head']}; "
-            "chain, replay and manifest totals agree" if d["ok"] else d["problem"]))
+        data = {**result.as_dict(), "expected_head": expected}
+        emit(data, as_json, lambda d: (
+            f"ok: {d['records']:,} records, {d['vintages']:,} vintage(s), head {d['head']}"
+            + (" (as expected)" if expected else " (no --expect-head: compare it with the "
+               "published head)")
+            + "; chain, replay and manifest totals agree" if d["ok"] else d["problem"]))
         if not result.ok:
             raise typer.Exit(1)
 
