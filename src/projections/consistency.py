@@ -34,8 +34,8 @@ from projections.tables import vintages as pv
 _TAIL = re.compile(r"(.*?)(\d+)")
 KINDS = (
     "serial-overlap", "double-issuance", "reversals-exceed-issued", "over-compensated",
-    "credits-overdrawn", "hold-exceeds-buffer", "buffer-overdrawn", "broken-stream",
-    "projection-drift",
+    "credits-overdrawn", "hold-exceeds-buffer", "buffer-below-assessed-rate",
+    "buffer-overdrawn", "broken-stream", "projection-drift",
 )
 
 
@@ -175,7 +175,7 @@ def vintage_findings(v: Vintage) -> Iterator[Finding]:
     vid = (str(v.id),)
     name = f"vintage {v.id} ({v.program}, project {v.project})"
     issued = v.quantity + v.buffer
-    reversed_ = sum(r.quantity for r in v.reversals.values() if r.cured_on is None)
+    reversed_ = sum(r.quantity for r in v.reversals.values() if r.active and r.cured_on is None)
     if reversed_ > issued:
         yield Finding("reversals-exceed-issued", vid,
                       f"{name}: reversals of {reversed_:,} exceed the {issued:,} issued")
@@ -193,6 +193,15 @@ def vintage_findings(v: Vintage) -> Iterator[Finding]:
     if not 0 <= v.on_hold <= v.buffer:
         yield Finding("hold-exceeds-buffer", vid,
                       f"{name}: {v.on_hold:,} buffer credits on hold of a {v.buffer:,} contribution")
+    if v.risk is not None and v.reversible:
+        total = v.quantity + v.buffer
+        need = int(v.risk.buffer_rate * total)
+        if v.buffer < need:
+            yield Finding("buffer-below-assessed-rate", vid, (
+                f"{name}: buffer of {v.buffer:,} is {v.buffer / total:.1%} of {total:,} issued; "
+                f"the risk assessment of {v.risk.on} ({v.risk.tool}) sets "
+                f"{v.risk.buffer_rate:.1%} ({need:,})"
+            ))
 
 
 def pool_findings(vintages: Iterable[Vintage]) -> list[Finding]:
@@ -207,8 +216,8 @@ def pool_findings(vintages: Iterable[Vintage]) -> list[Finding]:
             entry[2].append(str(v.id))
     return [
         Finding("buffer-overdrawn", tuple(ids), (
-            f"pool {pool}: {cancelled:,} buffer credits cancelled for compensation, "
-            f"only {contributed:,} contributed"
+            f"pool {pool}: {cancelled:,} buffer credits drawn for compensation, "
+            f"only {contributed:,} contributed: the pool owes the rest as its shortfall"
         ))
         for pool, (contributed, cancelled, ids) in sorted(pools.items())
         if cancelled > contributed

@@ -258,8 +258,15 @@ def list_reminders(
     due_from: date | None = None,
     due_to: date | None = None,
     limit: int | None = None,
+    stress_log: StressTestLog | None = None,
+    open_only: bool = False,
 ) -> list[dict[str, Any]]:
-    """Recorded reminders, soonest due first."""
+    """Recorded reminders, soonest due first, each saying whether it is still ``open``.
+
+    A reminder ends when what it asked for is recorded: a verification that moved the
+    vintage's due date, a risk assessment that moved the project's, a stress test of the
+    pool within the interval (with ``stress_log``). ``open_only`` drops ended ones.
+    """
     ensure_tables(engine)
     r = reminders
     conds: list[ColumnElement[bool]] = []
@@ -271,13 +278,34 @@ def list_reminders(
     if due_to is not None:
         conds.append(r.c.due_on <= due_to.isoformat())
     stmt = select(r).where(and_(true(), *conds)).order_by(r.c.due_on, r.c.kind, r.c.subject)
-    if limit is not None:
-        stmt = stmt.limit(limit)
     with engine.connect() as conn:
         rows = conn.execute(stmt).mappings().all()
-    return [
-        {**{k: row[k] for k in ("kind", "subject", "due_on", "raised_on", "raised_at",
-                                "pool", "project")},
-         "detail": json.loads(row["detail"]) if row["detail"] else {}}
-        for row in rows
-    ]
+        found = [
+            {**{k: row[k] for k in ("kind", "subject", "due_on", "raised_on", "raised_at",
+                                    "pool", "project")},
+             "detail": json.loads(row["detail"]) if row["detail"] else {}}
+            for row in rows
+        ]
+        for item in found:
+            item["open"] = _still_open(conn, item, stress_log)
+    if open_only:
+        found = [item for item in found if item["open"]]
+    return found[:limit] if limit is not None else found
+
+
+def _still_open(conn: Any, item: dict[str, Any], stress_log: StressTestLog | None) -> bool:
+    v = vintages
+    if item["kind"] == VERIFICATION_DUE:
+        stmt = select(v.c.vintage_id).where(
+            v.c.vintage_id == item["subject"], v.c.verification_due == item["due_on"],
+            v.c.period_ended.is_(False))
+        return conn.execute(stmt).first() is not None
+    if item["kind"] == RISK_REASSESSMENT_DUE:
+        stmt = select(v.c.vintage_id).where(
+            v.c.project == item["subject"], v.c.risk_due == item["due_on"]).limit(1)
+        return conn.execute(stmt).first() is not None
+    if item["kind"] == STRESS_TEST_DUE and stress_log is not None:
+        last = stress_log.last_run(item["subject"])
+        interval = int(item["detail"].get("interval_years", MAX_STRESS_TEST_INTERVAL_YEARS))
+        return last is None or add_years(last, interval) <= date.fromisoformat(item["due_on"])
+    return True

@@ -152,9 +152,13 @@ def reminders_command(
     due_from: str = typer.Option(None, "--due-from", help="Only reminders due on or after this date."),
     due_to: str = typer.Option(None, "--due-to", help="Only reminders due on or before this date."),
     limit: int = typer.Option(None, "--limit", min=1, help="At most this many."),
+    show_all: bool = typer.Option(
+        False, "--all", help="Also reminders that ended (what they asked for is recorded)."),
     as_json: bool = JSON,
 ) -> None:
-    """List recorded reminders (verification, risk reassessment, stress test), soonest first."""
+    """List open reminders (verification, risk reassessment, stress test), soonest first.
+
+    A reminder ends when what it asked for is recorded (``--all`` lists those too)."""
 
     def body() -> None:
         for k in kind or []:
@@ -162,9 +166,12 @@ def reminders_command(
                 raise UsageError(f"kind: {k!r} is not one of {', '.join(KINDS)}")
         first, last = to_date(due_from, "due-from"), to_date(due_to, "due-to")
         with runtime() as rt:
-            rows = reminder_store.list_reminders(rt.engine, kind, first, last, limit)
+            rows = reminder_store.list_reminders(
+                rt.engine, kind, first, last, limit, RecordedStressTests(rt.app),
+                open_only=not show_all)
         emit(rows, as_json, lambda d: "\n".join(
             f"{r['due_on']}  {r['kind']:<22} {r['subject']}"
+            + ("" if r["open"] else "  (done)")
             + (f"  (project {r['project']})" if r["project"] and r["project"] != r["subject"] else "")
             for r in d) or "no reminders")
 
