@@ -31,6 +31,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from ledger.errors import LedgerError, UnknownProgram, UnknownReversal, UnknownVintage
 from permanence import auth
@@ -211,7 +212,13 @@ def day_or_today(text: str | None, field: str, request: Request | None = None) -
 
 
 def _query_names(dependant: Any) -> set[str]:
-    names = {p.alias for p in dependant.query_params}
+    names: set[str] = set()
+    for p in dependant.query_params:
+        model = getattr(p.field_info, "annotation", None)
+        if isinstance(model, type) and issubclass(model, BaseModel):  # a query-parameter model
+            names |= {f.alias or name for name, f in model.model_fields.items()}
+        else:
+            names.add(p.alias)
     for sub in dependant.dependencies:
         names |= _query_names(sub)
     return names
