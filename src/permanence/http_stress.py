@@ -235,6 +235,9 @@ async def run_limited(work: Callable[[], T]) -> T:
         raise
     try:
         return await asyncio.wait_for(asyncio.shield(done), TIME_LIMIT_SECONDS)
+    except asyncio.CancelledError:  # the client went away: nobody wants the answer
+        _interrupt(thread)
+        raise
     except TimeoutError:
         _interrupt(thread)
         raise HTTPException(
