@@ -61,6 +61,7 @@ class Transfer:
     kind: str
     term_years: int | None = None
     monitoring: bool = False
+    recorded_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -672,7 +673,7 @@ class Vintage(BaseAggregate[UUID]):
         self.holds.append(Dated(e.on, -e.quantity))
 
     def _on_LiabilityTransferred(self, e: ev.LiabilityTransferred) -> None:
-        self.transfer = Transfer(e.on, e.to, e.kind, e.term_years, e.monitoring)
+        self.transfer = Transfer(e.on, e.to, e.kind, e.term_years, e.monitoring, e.timestamp)
 
     def _on_Insured(self, e: ev.Insured) -> None:
         self.policies.append(Policy(e.on, e.until, e.insurer, e.limit))

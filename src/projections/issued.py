@@ -40,6 +40,7 @@ FRESH: dict[str, Any] = {
     "next_default_on": None, "lapse_recorded": False, "period_ended": False,
     "retired": 0, "due_proponent": 0, "due_pool": 0,
     "buffer_rate": None, "annual_probability": None, "labels": None, "version": 1,
+    "transfer_to": None, "transfer_on": None, "transfer_recorded_at": None, "term_end": None,
 }
 if sorted((*ROW_COLUMNS, *FRESH)) != sorted(c.name for c in vintages.columns):  # pragma: no cover
     raise ImportError("projections.issued no longer covers the columns of proj_vintages")

@@ -52,6 +52,7 @@ from projections.tables import (
     PROJECTION_TABLES,
     deltas,
     metadata,
+    record_time_text,
     rollup,
     rollup_year,
     tracking,
@@ -543,6 +544,18 @@ def _state_row(v: Vintage) -> dict[str, Any]:
         "annual_probability": None if v.risk is None else f"{v.risk.annual_probability:.6f}",
         "labels": json.dumps([{"label": a, "innovation": b} for a, b in v.labels]) if v.labels else None,
         "version": v.version,
+        **_transfer_columns(v),
+    }
+
+
+def _transfer_columns(v: Vintage) -> dict[str, Any]:
+    t = v.transfer
+    term = v.fund_term
+    return {
+        "transfer_to": t.to if t else None,
+        "transfer_on": t.on.isoformat() if t else None,
+        "transfer_recorded_at": record_time_text(t.recorded_at) if t and t.recorded_at else None,
+        "term_end": term[1].isoformat() if term else None,
     }
 
 

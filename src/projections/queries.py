@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Engine, and_, func, literal, select
+from sqlalchemy import Engine, and_, case, func, literal, select
 from sqlalchemy.sql import ColumnElement
 
 from ledger.events import OBLIGORS
@@ -302,43 +302,67 @@ def runoff(
     """Exposure that leaves each bearer in each future year, from the facts dated by
     ``as_of`` and recorded by ``known_at``: the ladder of period ends, and of fund terms.
 
-    A year's ``exposure_ending`` is what leaves the books; ``by_bearer`` shows moves
-    between bearers too (a fund taking a vintage on at its period end shows as a
-    negative amount, exposure arriving, in that year).
+    With no fact dated after ``as_of``, nothing but the clock changes the exposure after
+    it: each vintage's exposure at ``as_of`` leaves its bearer at the period end, or at the
+    end of a permanence fund's term. A year's ``exposure_ending`` is what leaves the books;
+    ``by_bearer`` also shows moves between bearers (a fund taking a vintage on at its
+    period end shows as a negative amount, exposure arriving, in that year).
     """
     v, d = vintages, deltas
     t = as_of.isoformat()
     kt = known_at_text(known_at)
     ladder: dict[tuple[int, str], int] = {}
-    base = [v.c.exposure_start <= t, v.c.period_end > t, v.c.reversible.is_(True)]
-    if pool is not None:
-        base.append(v.c.pool == pool)
+
+    def add(day: str, bearer: str, amount: int) -> None:
+        key = (int(day[:4]), bearer)
+        ladder[key] = ladder.get(key, 0) + amount
+
+    term_visible = and_(v.c.term_end.is_not(None), v.c.transfer_on <= t,
+                        *([v.c.transfer_recorded_at <= kt] if kt is not None else []))
+    issued = [v.c.exposure_start <= t, v.c.reversible.is_(True)]
     if kt is not None:
-        base.append(v.c.issued_recorded_at <= kt)
-    year = func.substr(v.c.period_end, 1, 4)
-    later = [d.c.measure.in_(("exposure", "transferred")), d.c.day > t, d.c.on <= t]
-    if pool is not None:
-        later.append(d.c.pool == pool)
-    if kt is not None:
-        later.append(d.c.recorded_at <= kt)
-    dyear = func.substr(d.c.day, 1, 4)
+        issued.append(v.c.issued_recorded_at <= kt)
+    mine = [v.c.pool == pool] if pool is not None else []
+    changes = [d.c.measure.in_(("exposure", "transferred")), d.c.day <= t,
+               *([d.c.recorded_at <= kt] if kt is not None else []),
+               *([d.c.pool == pool] if pool is not None else [])]
     with engine.connect() as conn:
-        stmt = select(year, v.c.pool, func.sum(v.c.quantity)).where(and_(*base)).group_by(
-            year, v.c.pool)
+        # issuance baselines: Q leaves the pool at the period end
+        year = func.substr(v.c.period_end, 1, 4)
+        stmt = (select(year, v.c.pool, func.sum(v.c.quantity))
+                .where(v.c.period_end > t, *issued, *mine).group_by(year, v.c.pool))
         for y, bearer, amount in conn.execute(stmt):
-            ladder[(int(y), bearer)] = ladder.get((int(y), bearer), 0) + int(amount)
-        stmt = select(dyear, d.c.key, func.sum(d.c.amount)).where(and_(*later)).group_by(
-            dyear, d.c.key)
-        for y, bearer, amount in conn.execute(stmt):
-            ladder[(int(y), bearer)] = ladder.get((int(y), bearer), 0) - int(amount)
+            add(y, bearer, int(amount))
+        # later changes, each leaving with its vintage: at the period end, or a fund's term end
+        visible = case((term_visible, v.c.term_end), else_=None).label("term")
+        stmt = (
+            select(d.c.measure, d.c.key, v.c.period_end, visible, func.sum(d.c.amount))
+            .select_from(d.join(v, v.c.vintage_id == d.c.vintage_id))
+            .where(*changes)
+            .group_by(d.c.measure, d.c.key, v.c.period_end, visible)
+        )
+        for measure, key, end, term, amount in conn.execute(stmt):
+            leaves = term if measure == "transferred" and term else end
+            if leaves > t:
+                add(leaves, key, int(amount))
+        # a fund's term ahead: the pool's exposure moves to the fund at the period end
+        base = case((and_(*issued), v.c.quantity), else_=0)
+        stmt = (
+            select(v.c.vintage_id, v.c.period_end, v.c.term_end, v.c.transfer_to, base)
+            .where(term_visible, v.c.period_end > t, *mine)
+        )
+        for vid, end, term_end, fund, quantity in conn.execute(stmt).all():
+            later = select(func.sum(d.c.amount)).where(
+                d.c.vintage_id == vid, d.c.measure == "exposure", *changes)
+            moved = int(quantity) + int(conn.execute(later).scalar() or 0)
+            add(end, fund, -moved)
+            add(term_end, fund, moved)
     years: dict[int, dict[str, int]] = {}
     for (y, bearer), amount in sorted(ladder.items()):
         if amount:
             years.setdefault(y, {})[bearer] = amount
-    rows = [
-        {"year": y, "exposure_ending": sum(b.values()), "by_bearer": b}
-        for y, b in sorted(years.items()) if any(b.values())
-    ]
+    rows = [{"year": y, "exposure_ending": sum(b.values()), "by_bearer": b}
+            for y, b in sorted(years.items())]
     return {
         "as_of": t,
         "known_at": known_at.isoformat() if known_at else None,

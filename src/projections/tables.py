@@ -99,6 +99,11 @@ vintages = Table(
     Column("annual_probability", String(16)),
     Column("risk_class", String(64)),
     Column("reversible", Boolean, nullable=False),
+    # a liability transfer: to whom, from when, recorded when, and a fund's term end
+    Column("transfer_to", String(200)),
+    Column("transfer_on", String(10)),
+    Column("transfer_recorded_at", String(32)),
+    Column("term_end", String(10)),
     Column("labels", Text),
     Column("version", Integer, nullable=False),
     Index("ux_pv_vintage", "vintage_id", unique=True),
