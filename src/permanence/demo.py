@@ -1,7 +1,10 @@
 """``make demo``: a short story told with the real CLI on an embedded SQLite file.
 
 Two programs, a verification, a reversal and its compensation, a retirement, a history,
-then a simulated future in which a lapse arises, the trustee's figures and the report.
+a simulated future in which a lapse arises, the sweep that records it, a verification
+report that arrives late and withdraws another lapse, insurance, the trustee's figures
+and the report. The story is set on 2035-01-01: ``PERMANENCE_TODAY`` fixes "today" (the
+ledger refuses facts dated after it).
 """
 
 from __future__ import annotations
@@ -15,21 +18,28 @@ from pathlib import Path
 
 OUT = Path("demo-out")
 DB = OUT / "permanence.db"
+TODAY = "2035-01-01"
 
 
 def say(text: str) -> None:
     print(f"\n\033[1m# {text}\033[0m")
 
 
-def permanence(*args: str, show: bool = True) -> str:
-    """Run one CLI command as a user would, print it and its output, return the output."""
-    env = {**os.environ, "PERMANENCE_DB": str(DB)}
+def permanence(*args: str, show: bool = True, refused: bool = False) -> str:
+    """Run one CLI command as a user would, print it and its output, return the output
+    (``refused``: the command must fail, and its one-line error is shown)."""
+    env = {**os.environ, "PERMANENCE_DB": str(DB), "PERMANENCE_TODAY": TODAY}
     if show:
         print(f"$ permanence {' '.join(shlex.quote(a) for a in args)}")
     done = subprocess.run(
         [sys.executable, "-m", "permanence.cli", *args], env=env, capture_output=True, text=True,
         check=False,
     )
+    if refused:
+        if done.returncode == 0:
+            raise SystemExit(f"demo step should have been refused: permanence {' '.join(args)}")
+        print(done.stderr.strip())
+        return done.stderr
     if done.returncode != 0:
         print(done.stderr.strip(), file=sys.stderr)
         raise SystemExit(f"demo step failed: permanence {' '.join(args)}")
@@ -78,9 +88,27 @@ def main() -> None:
         say("What if nobody verifies again? Simulate the scheduler on a copy of the ledger")
         permanence("simulate", "--from", "2030-01-01", "--to", "2036-01-01", "--step", "1y")
     if _has_command("sweep"):
-        say("The daily sweep, run for 2034-07-01, records the lapse once, dated the day it arose")
+        say("A third vintage, issued 2026-02-01 and never verified, as far as the ledger knows")
+        c = json.loads(permanence(
+            "issue", "--program", "icvcm-ccp", "--project", "MANGROVE-3", "--vintage-year", "2025",
+            "--quantity", "30000", "--buffer", "7500", "--on", "2026-02-01", "--json"))["vintage_id"]
+        say("The daily sweep, run for 2034-07-01, records the lapses, each dated the day it arose")
         permanence("sweep", "--as-of", "2034-07-01")
         permanence("sweep", "--as-of", "2034-07-02")
+        say("The third vintage's verification report (dated 2031-01-20) arrives late: "
+            "its lapse never arose, and a correcting event says why")
+        permanence("verify", "--vintage", c, "--on", "2031-01-20")
+        permanence("history", c)
+
+    say("Insurance covers the second vintage's unavoidable reversals up to 5,000 t")
+    permanence("insure", "--vintage", b, "--insurer", "Example Re", "--from", "2028-01-01",
+               "--to", "2060-12-31", "--limit", "5000")
+    permanence("reversal", "--vintage", b, "--on", "2033-09-01", "--quantity", "6000",
+               "--cause", "wildfire")
+    permanence("show", b, "--as-of", "2034-01-01")
+
+    say(f"Nothing is dated after today ({TODAY}); looking ahead is what simulate is for")
+    permanence("sweep", "--as-of", "2040-01-01", refused=True)
 
     say("The trustee's figures as of 2035-01-01")
     permanence("liabilities", "--as-of", "2035-01-01", "--by", "program")
