@@ -24,16 +24,24 @@ from ledger.calendar import add_days, add_years
 from ledger.classification import Classification, classify
 from ledger.errors import InvalidCommand, NothingToDo, UnknownReversal
 from ledger.lapses import LapseDue, cure_date, due_as_of, expected_lapses, owed_in_full
+from ledger.limits import (
+    CODE_LENGTH,
+    FIRST_YEAR,
+    KEY_LENGTH,
+    LAST_YEAR,
+    MAX_TONNES,
+    NAME_LENGTH,
+    TEXT_LENGTH,
+    check_text,
+    check_year,
+)
 from ledger.profiles import Rules
 from ledger.reversals import ROUTE_OBLIGOR, Reversal, settle
 
-__all__ = ["Dated", "Policy", "Reversal", "Transfer", "Vintage"]
+__all__ = ["FIRST_YEAR", "LAST_YEAR", "MAX_TONNES", "Dated", "Policy", "Reversal", "Transfer",
+           "Vintage"]
 
 ONE_DAY = timedelta(days=1)
-#: No issuance is a trillion tonnes; the bound keeps every figure within 64-bit columns.
-MAX_TONNES = 10**12
-#: Business dates outside these years are typing errors (and would overflow period ends).
-FIRST_YEAR, LAST_YEAR = 1900, 2200
 #: The longest term a permanence fund may take a vintage on for.
 MAX_TERM_YEARS = 500
 _ISSUED_FIELDS = (
@@ -144,7 +152,17 @@ class Vintage(BaseAggregate[UUID]):
         ``enforce_minimum_buffer=False`` is for imports whose exports do not say what was
         withheld for the buffer (the registry applied its own rule then).
         """
-        _check_non_empty("project", project)
+        check_text("project", project, NAME_LENGTH, required=True)
+        check_text("program", program, CODE_LENGTH, required=True)
+        check_text("pool", pool, CODE_LENGTH, required=True)
+        for name, value, length in (
+            ("serial_first", serial_first, NAME_LENGTH), ("serial_last", serial_last, NAME_LENGTH),
+            ("risk_class", risk_class, CODE_LENGTH), ("source_key", source_key, KEY_LENGTH),
+            ("corresponding_adjustment", corresponding_adjustment, 100),
+            ("authorization", authorization, NAME_LENGTH), ("project_type", project_type, NAME_LENGTH),
+        ):
+            check_text(name, value, length)
+        check_year("vintage_year", vintage_year)
         _check_whole(quantity, "quantity", allow_zero=buffer != 0)
         _check_whole(buffer, "buffer", allow_zero=True)
         if quantity == 0 and buffer == 0:
@@ -196,6 +214,8 @@ class Vintage(BaseAggregate[UUID]):
         """Record a verification. What it changes (a lapse that never arose, a cure as of
         its date where the profile allows one) follows from its date: see :meth:`correct`."""
         self._check_dated(ev.Verified, on)
+        check_text("verifier", verifier, NAME_LENGTH)
+        _check_dates(period_start=period_start, period_end=period_end)
         if period_start and period_end and period_end < period_start:
             raise InvalidCommand("period_end: the monitoring period ends before it starts")
         if period_end and period_end > on:
@@ -216,6 +236,10 @@ class Vintage(BaseAggregate[UUID]):
     ) -> None:
         """Record a project-level risk assessment on this vintage."""
         self._check_dated(ev.RiskAssessed, on)
+        check_text("tool", tool, NAME_LENGTH, required=True)
+        check_text("tool_version", tool_version, CODE_LENGTH, required=True)
+        for category in category_probabilities:
+            check_text("category", category, CODE_LENGTH, required=True)
         if not 0 <= buffer_rate <= 1 or not 0 <= annual_probability <= 1:
             raise InvalidCommand("buffer_rate and annual_probability must lie between 0 and 1")
         self.trigger_event(
@@ -242,6 +266,8 @@ class Vintage(BaseAggregate[UUID]):
         """Record a reversal, classify it, and name who owes its compensation."""
         self._check_dated(ev.ReversalRecorded, on)
         _check_whole(quantity, "quantity", allow_zero=False)
+        check_text("cause", cause, CODE_LENGTH, required=True)
+        check_text("note", note, TEXT_LENGTH, lines=True)
         self._check_can_reverse()
         self._check_caps(reversal=(on, quantity))
         classification = classify(
@@ -336,6 +362,7 @@ class Vintage(BaseAggregate[UUID]):
         after the proponent's default)."""
         reversal = self._check_reversal(reversal_id)
         self._check_dated(ev.Compensated, on)
+        check_text("reference", reference, TEXT_LENGTH, lines=True)
         _check_whole(quantity, "quantity", allow_zero=False)
         if on < reversal.on:
             raise InvalidCommand(
@@ -384,23 +411,27 @@ class Vintage(BaseAggregate[UUID]):
     def retire(self, quantity: int, on: date, beneficiary: str | None = None) -> None:
         """Retire credits; retirement does not reduce exposure."""
         self._check_dated(ev.Retired, on)
+        check_text("beneficiary", beneficiary, NAME_LENGTH)
         self._check_outstanding(quantity, "retire")
         self.trigger_event(ev.Retired, on=on, quantity=quantity, beneficiary=beneficiary)
 
     def cancel(self, quantity: int, on: date, reason: str | None = None) -> None:
         self._check_dated(ev.Cancelled, on)
+        check_text("reason", reason, TEXT_LENGTH, lines=True)
         self._check_outstanding(quantity, "cancel")
         self._check_caps(gone=(on, quantity), verb="cancel")
         self.trigger_event(ev.Cancelled, on=on, quantity=quantity, reason=reason)
 
     def invalidate(self, quantity: int, on: date, reason: str | None = None) -> None:
         self._check_dated(ev.Invalidated, on)
+        check_text("reason", reason, TEXT_LENGTH, lines=True)
         self._check_outstanding(quantity, "invalidate")
         self._check_caps(gone=(on, quantity), verb="invalidate")
         self.trigger_event(ev.Invalidated, on=on, quantity=quantity, reason=reason)
 
     def hold_buffer(self, quantity: int, on: date, reason: str | None = None) -> None:
         self._check_dated(ev.BufferHeld, on)
+        check_text("reason", reason, TEXT_LENGTH, lines=True)
         _check_whole(quantity, "quantity", allow_zero=False)
         if quantity > self.buffer - self.on_hold:
             raise InvalidCommand(
@@ -428,7 +459,7 @@ class Vintage(BaseAggregate[UUID]):
         to the period end, or, with ``term_years``, for that term after the period end
         (the CIWP's permanence fund, which may take the vintage on at or after it)."""
         _check_dates(on=on)
-        _check_non_empty("to", to)
+        check_text("to", to, NAME_LENGTH, required=True)
         if on < self.issued_on:
             raise InvalidCommand(f"on: {on} is before the issuance date {self.issued_on}")
         if self.transfer is not None:
@@ -462,7 +493,7 @@ class Vintage(BaseAggregate[UUID]):
         """Record an insurance policy over unavoidable reversals from ``on`` to ``until``
         (inclusive; it may run past the period end), up to ``limit`` tonnes."""
         _check_dates(on=on, until=until)
-        _check_non_empty("insurer", insurer)
+        check_text("insurer", insurer, NAME_LENGTH, required=True)
         _check_whole(limit, "limit", allow_zero=False)
         if on < self.issued_on:
             raise InvalidCommand(f"on: {on} is before the issuance date {self.issued_on}")
@@ -482,13 +513,13 @@ class Vintage(BaseAggregate[UUID]):
     def label_sandbox(self, label: str, innovation: str, on: date) -> None:
         """Label credits from an innovation pilot, disclosing the innovation."""
         self._check_dated(ev.SandboxLabelled, on)
-        _check_non_empty("label", label)
-        _check_non_empty("innovation", innovation)
+        check_text("label", label, CODE_LENGTH, required=True)
+        check_text("innovation", innovation, TEXT_LENGTH, lines=True, required=True)
         self.trigger_event(ev.SandboxLabelled, on=on, label=label, innovation=innovation)
 
     def note(self, text: str, on: date) -> None:
         self._check_dated(ev.AuditNoted, on)
-        _check_non_empty("text", text)
+        check_text("text", text, TEXT_LENGTH, lines=True, required=True)
         self.trigger_event(ev.AuditNoted, on=on, text=text)
 
     # ------------------------------------------------------------------ checks
@@ -1119,11 +1150,6 @@ def _check_minimum_buffer(rules: Rules, quantity: int, buffer: int) -> None:
             f"buffer: {buffer:,} is {buffer / total:.1%} of the {total:,} credits issued; "
             f"profile {rules.profile} withholds at least {rate:.0%} ({need:,})"
         )
-
-
-def _check_non_empty(field: str, value: str) -> None:
-    if not value or not value.strip():
-        raise InvalidCommand(f"{field}: must not be empty")
 
 
 def _check_vintage_period(start: date | None, end: date | None) -> None:
