@@ -87,6 +87,9 @@ def runtime(create: bool | None = None) -> Iterator[Runtime]:
         with rt.app.acting_as(rt.settings.actor or "cli"):
             yield rt
     finally:
+        if rt.behind is not None:
+            typer.echo(f"warning: recorded, but the read models are behind ({rt.behind}); "
+                       "`permanence projections status` tells more", err=True)
         rt.close()
 
 
@@ -584,15 +587,19 @@ def projections_rebuild(as_json: bool = JSON) -> None:
 
 @projections_app.command("status")
 def projections_status(as_json: bool = JSON) -> None:
-    """Projected position and lag behind the event log."""
+    """Projected position, lag behind the event log, and events the read models could not
+    take (exit 1 when there are any)."""
 
     def body() -> None:
         rt = Runtime(settings(), catch_up_on_write=False, create=False)
         try:
-            data = {"position": rt.projector.position(), "lag": rt.projector.lag()}
+            data = {"position": rt.projector.position(), "lag": rt.projector.lag(),
+                    "failures": rt.projector.failures()}
         finally:
             rt.close()
         emit(data, as_json)
+        if data["failures"]:
+            raise typer.Exit(1)
 
     guarded(body)
 

@@ -379,12 +379,17 @@ def get_profile(rt: RuntimeDep, name: str) -> dict[str, Any]:
 
 @operations.get("/healthz", summary="Liveness, projection lag and answer-cache counters")
 def get_health(request: Request, rt: RuntimeDep) -> JSONResponse:
-    """200 when the store answers; 503 (with the reason) when it does not."""
+    """200 when the store answers; 503 (with the reason) when it does not, or when the read
+    models hold events they could not take."""
     try:
         lag = rt.projector.lag()
     except Exception as e:  # noqa: BLE001 - any store failure means "unhealthy"
         return JSONResponse({"status": "unavailable", "detail": str(e)}, status_code=503)
     answers: AnswerCache = request.app.state.answers
+    failed = rt.projector.failures()
+    if failed:
+        return JSONResponse({"status": "degraded", "store": rt.store.kind, "projection_lag": lag,
+                             "projection_failures": failed}, status_code=503)
     return JSONResponse({"status": "ok", "store": rt.store.kind, "projection_lag": lag,
                          "answers": answers.stats().as_dict()})
 

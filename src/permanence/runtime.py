@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,8 @@ from permanence.pgstore import session_options
 from projections.projector import Projector
 from projections.queries import ReadModelIndex
 from scheduler.leader import advisory_key
+
+log = logging.getLogger("permanence.runtime")
 
 
 class Runtime:
@@ -44,8 +47,21 @@ class Runtime:
             )
             self.projector = Projector(self.app, self.engine)
             self.projector.create_tables()
+        #: why the read models could not follow the last write (its event is recorded)
+        self.behind: str | None = None
         if catch_up_on_write:
-            self.app.after_save.append(self.refresh)
+            self.app.after_save.append(self.after_write)
+
+    def after_write(self) -> None:
+        """Catch the read models up after a write. The write's events are committed by now,
+        so a failure here must not report the write as failed (an operator would retry and
+        record it twice): it is kept in :attr:`behind` for the face to warn about."""
+        try:
+            self.refresh()
+            self.behind = None
+        except Exception as e:  # noqa: BLE001 - whatever it is, the write stands
+            self.behind = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            log.warning("read models behind after a write", extra={"fields": {"error": self.behind}})
 
     def refresh(self) -> int:
         """Bring the read models up to date with the event log."""

@@ -29,13 +29,14 @@ from sqlalchemy import Engine, func, select, tuple_
 from ledger.application import LedgerApp
 from ledger.vintage import Vintage
 from projections.export import Replayer, ReplayError, log_records
+from projections.tables import failures
 from projections.tables import vintages as pv
 
 _TAIL = re.compile(r"(.*?)(\d+)")
 KINDS = (
     "serial-overlap", "double-issuance", "reversals-exceed-issued", "over-compensated",
     "credits-overdrawn", "hold-exceeds-buffer", "buffer-below-assessed-rate",
-    "buffer-overdrawn", "broken-stream", "projection-drift",
+    "buffer-overdrawn", "broken-stream", "projection-failure", "projection-drift",
 )
 
 
@@ -256,6 +257,19 @@ def drift_findings(engine: Engine, replayer: Replayer) -> list[Finding]:
     return findings
 
 
+def failure_findings(engine: Engine) -> list[Finding]:
+    """Events the read models could not take (the projector recorded them and went on)."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(failures).order_by(failures.c.nid)).mappings().all()
+    return [
+        Finding("projection-failure", (r["vintage_id"],), (
+            f"notification {r['nid']} ({r['topic'].rsplit(':', 1)[-1]}) could not be projected: "
+            f"{r['error']}"
+        ))
+        for r in rows
+    ]
+
+
 def _replayed_row(v: Vintage) -> dict[str, int]:
     return {
         "quantity": v.quantity,
@@ -279,6 +293,7 @@ def check(app: LedgerApp, engine: Engine) -> list[Finding]:
         findings.extend(vintage_findings(v))
     findings += pool_findings(replayer.vintages.values())
     findings += drift_findings(engine, replayer)
+    findings += failure_findings(engine)
     unique: dict[tuple[Any, ...], Finding] = {}
     for f in findings:  # a double issuance found by serials and by key is reported once
         key = (f.kind, frozenset(f.vintage_ids)) if f.kind == "double-issuance" else (f.kind, f)

@@ -18,18 +18,21 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
+import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import PersistenceError, StoredEvent
 from sqlalchemy import Connection, Engine, bindparam, insert, inspect, select, update
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.schema import CreateTable
 
 from ledger.application import LedgerApp
@@ -51,6 +54,7 @@ from projections.schedule import Schedule, difference, schedule
 from projections.tables import (
     PROJECTION_TABLES,
     deltas,
+    failures,
     metadata,
     record_time_text,
     rollup,
@@ -60,6 +64,7 @@ from projections.tables import (
 )
 
 NAME = "ledger"
+log = logging.getLogger("projections.projector")
 CACHE_SIZE = 20_000
 PARALLEL_FROM = 300_000
 """Notifications from which a SQLite rebuild's first pass is worth starting processes for."""
@@ -290,9 +295,49 @@ class Projector:
         try:
             changes = self._compute(page, rolled)
             self._commit(start, page[-1][0], changes, rolled)
+        except ProjectionConflict:
+            self._cache.clear()
+            raise
+        except Exception as e:  # sorted by _poison: data errors only
+            self._cache.clear()
+            if not _poison(e):
+                raise
+            if len(page) == 1:
+                self._skip(start, page[0])
+                return
+            # one bad event must not stop the world: go one by one to find it
+            position = start
+            for record in page:
+                self._process(position, [record])
+                position = record[0]
         except BaseException:
             self._cache.clear()
             raise
+
+    def _skip(self, start: int, record: Record) -> None:
+        """Record why a notification could not be projected, and move past it."""
+        import traceback
+
+        error = traceback.format_exc(limit=0).strip().splitlines()[-1][:2_000]
+        with self.engine.begin() as conn:
+            moved = conn.execute(
+                update(tracking)
+                .where(tracking.c.name == NAME, tracking.c.position == start)
+                .values(position=record[0])
+            )
+            if moved.rowcount != 1:
+                raise ProjectionConflict(f"tracking moved past {start}")
+            conn.execute(insert(failures).values(
+                nid=record[0], vintage_id=record[1], topic=record[3], error=error,
+                failed_at=record_time_text(datetime.now(UTC))))
+        log.error("projection failed", extra={"fields": {"notification": record[0],
+                                                          "vintage_id": record[1], "error": error}})
+
+    def failures(self) -> list[dict[str, Any]]:
+        """Notifications the read models could not take, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(failures).order_by(failures.c.nid)).mappings().all()
+        return [dict(r) for r in rows]
 
     def _compute(self, page: Sequence[Record], rolled: dict[RollKey, int]) -> PageChanges:
         """The page's row changes; its roll-up amounts are added to ``rolled``."""
@@ -364,6 +409,14 @@ REBUILD_PAGE = 50_000
 """Notifications read per page during a rebuild (pages only bound memory there)."""
 STREAMS_PER_QUERY = 500
 """Vintage streams a rebuild's second pass reads per query."""
+
+
+def _poison(e: BaseException) -> bool:
+    """An error in an event's data (it will fail the same way every time), as opposed to
+    the store being unavailable or locked, which must stop and be retried."""
+    if isinstance(e, (DataError, IntegrityError)):
+        return True
+    return not isinstance(e, (SQLAlchemyError, PersistenceError, OSError, sqlite3.Error))
 
 
 @contextmanager

@@ -16,6 +16,9 @@ they compare correctly as text on both databases and need no conversion on the h
   the fast path for "as of any date" roll-ups (other groupings use the detail path).
 - ``proj_rollup_year``: the same summed by calendar year, so an as-of figure reads whole
   years before the date plus the days of its own year: a few thousand rows at most.
+- ``proj_failures``: notifications that could not be projected (the projector records
+  them and goes on, so one bad event never stops the read models; ``check`` and
+  ``projections status`` name them).
 - ``proj_tracking``: the last notification id each projection has processed; written in
   the same transaction as the rows above, so processing happens exactly once.
 """
@@ -165,4 +168,14 @@ rollup_year = Table(
     Column("amount", BigInteger, nullable=False),
 )
 
-PROJECTION_TABLES = (vintages, deltas, rollup, rollup_year, tracking)
+failures = Table(
+    "proj_failures",
+    metadata,
+    Column("nid", BigInteger, primary_key=True),
+    Column("vintage_id", String(36), nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("failed_at", String(32), nullable=False),
+)
+
+PROJECTION_TABLES = (vintages, deltas, rollup, rollup_year, failures, tracking)
