@@ -389,3 +389,23 @@ def test_a_verification_reminder_ends_when_the_verification_is_recorded(db_url: 
     assert ok(db_url, "reminders", "--kind", "verification_due") == []
     ended = ok(db_url, "reminders", "--kind", "verification_due", "--all")
     assert [(r["subject"], r["open"]) for r in ended] == [(vid, False)]
+
+
+def test_a_stress_test_reads_the_pool_as_known_at_a_time(db_url: str) -> None:
+    issue(db_url, quantity=800, buffer=200, on="2020-01-01", project="FIRST")
+    time.sleep(0.01)
+    known = datetime.now(UTC).isoformat()
+    time.sleep(0.01)
+    issue(db_url, quantity=2_400, buffer=600, on="2019-01-01", project="LATER")
+    args = ("stress-test", "--pool", "icvcm-ccp", "--as-of", "2021-01-01", "--scenarios", "200",
+            "--horizon", "10", "--no-record")
+    now = ok(db_url, *args)["parameters"]["pool_figures"]
+    then = ok(db_url, *args, "--known-at", known)["parameters"]["pool_figures"]
+    assert (now["total_exposure"], then["total_exposure"]) == (3_200, 800)
+    assert (now["balance"]["contributions"], then["balance"]["contributions"]) == (800, 200)
+    with running(create_app(Settings(db=db_url, today=date(2026, 11, 30)))) as client:
+        answer = client.get("/stress-test", params={
+            "pool": "icvcm-ccp", "as_of": "2021-01-01", "scenarios": 200, "horizon": 10,
+            "known_at": known})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["parameters"]["pool_figures"]["total_exposure"] == 800

@@ -31,7 +31,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ledger.assessment_service import latest_stress_tests, record_stress_test
-from permanence.parsing import UsageError, to_date
+from permanence.parsing import UsageError, to_date, to_timestamp
 from permanence.runtime import Runtime
 from projections import queries
 from projections.pool_contents import (
@@ -93,6 +93,9 @@ class StressTestRequest(BaseModel):
     pool: Name | None = Field(None, description="Pool (default: the ledger's only pool).")
     as_of: Day | None = Field(None, description=f"Business date YYYY-MM-DD, {EARLIEST} to "
                               f"{LATEST} (default today).")
+    known_at: str | None = Field(None, max_length=40, description=(
+        "Only what had been recorded by this ISO timestamp (a bare date: the end of that day, "
+        "UTC)."))
     scenarios: int = Field(10_000, ge=1, le=MAX_SCENARIOS,
                            description=f"Simulated futures (1 to {MAX_SCENARIOS:,}).")
     horizon: int = Field(100, ge=1, le=500, description="Years simulated (1 to 500).")
@@ -282,7 +285,7 @@ def _projects(rt: Runtime, spec: StressSpec) -> int:
     if spec.pool not in queries.pools(rt.engine):
         return 1  # the run itself answers 404, naming the pools
     result = queries.liabilities(rt.engine, spec.as_of, queries.Filters(pool=spec.pool),
-                                 by="project")
+                                 spec.known_at, "project")
     return max(1, sum(1 for g in result.get("groups", {}).values() if int(g["exposure"]) > 0))
 
 
@@ -314,7 +317,8 @@ def _spec(rt: Runtime, body: StressTestRequest) -> StressSpec:
         return StressSpec(
             model=body.model,
             pool=pool,
-            as_of=_day(body.as_of, "as_of") or date.today(),
+            as_of=_day(body.as_of, "as_of") or rt.settings.today_source()(),
+            known_at=to_timestamp(body.known_at, "known_at"),
             scenarios=body.scenarios,
             horizon=body.horizon,
             seed=body.seed,
