@@ -525,10 +525,8 @@ class ReversalCommand(Command):
         remaining = first.quantity
         for tracked in candidates:
             v = tracked.vintage
-            room = (
-                v.quantity
-                + v.buffer
-                - sum(r.quantity for r in v.reversals.values() if r.cured_on is None)
+            room = v.exposure_at(first.on) - sum(
+                r.quantity for r in v.reversals.values() if r.cured_on is None
             )
             take = min(room, remaining)
             if take > 0:
