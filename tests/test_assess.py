@@ -240,8 +240,8 @@ def test_a_rate_below_the_profile_minimum_is_rejected(db_url: str, tmp_path: Pat
     (profiles / "strict-forest.json").write_text(json.dumps(profile), encoding="utf-8")
     rt = Runtime(Settings(db=db_url, profiles_dir=profiles))
     try:
-        rt.app.issue(program="strict-forest", project=PROJECT, quantity=1_000, buffer=250,
-                     on=date(2024, 1, 1))
+        rt.app.issue(program="strict-forest", project=PROJECT, quantity=1_000, buffer=334,
+                     on=date(2024, 1, 1))  # 25.04%: the profile's minimum, met at issuance
     finally:
         rt.close()
     before = event_count(db_url, profiles)

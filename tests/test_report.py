@@ -109,8 +109,8 @@ def test_report_shows_the_figures_and_charts(runtime: Runtime, tmp_path: Path) -
     assert page.text("balance").startswith("Buffer balance 20,500 tCO2e")
     assert page.text("coverage").startswith("Coverage ratio 22.8%")
     headline = page.text("headline")
-    assert "car-forest 500 10,000 5.0% 2,000 1,500 0" in headline
-    assert "icvcm-ccp 20,000 80,000 25.0% 20,000 0 0" in headline
+    assert "car-forest 500 0 0 10,000 5.0% 2,000 1,500 0" in headline
+    assert "icvcm-ccp 20,000 0 0 80,000 25.0% 20,000 0 0" in headline
     runoff = page.text("runoff")
     assert "2065 80,000" in runoff and "2126 10,000" in runoff
     assert "Total still to run off: 90,000 tCO2e" in runoff

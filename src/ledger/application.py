@@ -358,8 +358,10 @@ class LedgerApp(Application[UUID]):
         """The vintage's events in stream order."""
         vid = parse_vintage_id(vintage_id)
         found: list[Any] = list(self.events_of(vid))
-        if not found or not isinstance(found[0], VintageEvent):
+        if not found:
             raise UnknownVintage(f"vintage: no vintage {vintage_id}")
+        if not isinstance(found[0], VintageEvent):
+            raise UnknownVintage(f"vintage: {vintage_id} is not a vintage")
         return found
 
     def events_of(self, vid: UUID) -> Iterator[VintageEvent]:
