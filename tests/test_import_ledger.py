@@ -355,8 +355,8 @@ def test_carb_table_gives_the_figures_the_table_implies(db_url: str, tmp_path: P
     4   CAFR9502 unintentional reversal 6,000 on 2018-12-31 ("Example Fire")
     5   CAFR9503-A issued 2016-05-10  Q  40,000 B  7,000
     6   CAFR9503-B issued 2018-05-10  Q   3,000 B    500
-    7   CAFR9503 unintentional reversal 7,000 on 2019-12-31 ("Bark beetle"): 3,500 fit on
-        CAFR9503-B (Q + B), the other 3,500 spill onto CAFR9503-A
+    7   CAFR9503 unintentional reversal 7,000 on 2019-12-31 ("Bark beetle"): 3,000 fit on
+        CAFR9503-B (what it still exposes, Q), the other 4,000 spill onto CAFR9503-A
     8   CAFR9504-A issued 2016-03-01  Q  60,000 B 10,000
     9   CAFR9504 intentional reversal 9,000 on 2016-12-31 ("Timber harvest")
     10  CAFR9504-B issued 2018-04-02  Q  30,000 B  5,000, 3,000 surrendered for it
@@ -364,7 +364,8 @@ def test_carb_table_gives_the_figures_the_table_implies(db_url: str, tmp_path: P
     12  CAFR9504-D issued 2020-04-02  Q  32,000 B  5,200, 3,000 surrendered
     13  CAOD9601-A (ODS) issued 2017-02-01  Q 50,000 B 0, 1,200 invalidated
     14  CAFR9505-A issued 2017-03-01  Q  20,000 B  3,600; 2,000 "retired for CAFR9599-A",
-        a reversal nobody recorded: the retirement is rejected, the issuance stands
+        a reversal nobody recorded: the pool cancelled them all the same (a pool
+        cancellation, with a finding), and the issuance stands
     15  CAFR9506: "1,500 t" credits: the row is rejected
     16  CAFR9507 reversal 100, but CAFR9507 has no vintage: rejected
 
@@ -376,27 +377,23 @@ def test_carb_table_gives_the_figures_the_table_implies(db_url: str, tmp_path: P
     out = cli(db_url, "import", "carb", str(path), "--rejects", str(rejects), "--json")
     assert out.exit_code == 0, out.output
     summary = json.loads(out.stdout)
-    assert (summary["read"], summary["imported"], summary["duplicates"]) == (15, 19, 0)
-    assert (summary["rejected"], summary["skipped"]) == (3, 0)
+    assert (summary["read"], summary["imported"], summary["duplicates"]) == (15, 20, 0)
+    assert (summary["rejected"], summary["skipped"]) == (2, 0)
     assert summary["kinds"] == {
         "issuance": {"read": 10, "imported": 10, "duplicates": 0, "rejected": 0},
         "reversal": {"read": 4, "imported": 3, "duplicates": 0, "rejected": 1},
-        "buffer_retirement": {"read": 3, "imported": 2, "duplicates": 0, "rejected": 1},
+        "buffer_retirement": {"read": 3, "imported": 3, "duplicates": 0, "rejected": 0},
         "surrender": {"read": 3, "imported": 3, "duplicates": 0, "rejected": 0},
         "invalidation": {"read": 1, "imported": 1, "duplicates": 0, "rejected": 0},
     }
+    assert summary["findings"] == [
+        "line 14: 2000 buffer credits of CAFR9505-A recorded as a pool cancellation for "
+        "CAFR9599-A on 2022-05-01: reversal CAFR9599-A is not recorded in the ledger"]
     issued_q = 100_000 + 20_000 + 40_000 + 3_000 + 60_000 + 30_000 + 31_000 + 32_000
     issued_q += 50_000 + 20_000
     issued_b = 18_000 + 4_000 + 7_000 + 500 + 10_000 + 5_000 + 5_100 + 5_200 + 3_600
     assert summary["totals"] == {"quantity": issued_q, "buffer": issued_b}  # 386,000 / 58,400
     assert [(r["line"], r["reason"]) for r in rejects_of(rejects)] == [
-        (
-            "14",
-            (
-                "line 14: buffer retirement: buffer credits of CAFR9505-A retired for reversal "
-                "CAFR9599-A, but no reversal with that key is recorded"
-            ),
-        ),
         ("15", "line 15: column 'ARB Offset Credits Issued': '1,500 t' is not a whole number"),
         (
             "16",
@@ -407,7 +404,8 @@ def test_carb_table_gives_the_figures_the_table_implies(db_url: str, tmp_path: P
     # 2017-03-31: issued so far 9501-A, 9502-A, 9503-A, 9504-A, 9601-A (less 1,200), 9505-A;
     # CAFR9504's 9,000 is still the proponent's (deadline 2017-06-29)
     assert _liabilities(db_url, "2017-03-31") == {
-        "exposure": 100_000 + 20_000 + 40_000 + 60_000 + (50_000 - 1_200) + 20_000,
+        # the ODS destruction (CAOD9601-A) cannot reverse: counted as issued, never exposed
+        "exposure": 100_000 + 20_000 + 40_000 + 60_000 + 20_000,
         "due": {"proponent": 9_000, "pool": 0, "fund": 0, "jurisdiction": 0, "insurer": 0},
     }
     assert _buffer(db_url, "2017-03-31") == {
@@ -421,7 +419,7 @@ def test_carb_table_gives_the_figures_the_table_implies(db_url: str, tmp_path: P
     # compensated (3/2/2020); CAFR9504 surrendered 3,000 + 3,000 of 9,000 and, past its
     # deadline, the remaining 3,000 are the pool's; CAFR9503's reversal is still to come
     assert _liabilities(db_url, "2019-06-30") == {
-        "exposure": issued_q - 32_000 - 1_200,
+        "exposure": issued_q - 32_000 - 50_000,
         "due": {"proponent": 0, "pool": 6_000 + (9_000 - 6_000), "fund": 0, "jurisdiction": 0, "insurer": 0},
     }
     assert _buffer(db_url, "2019-06-30") == {
@@ -434,15 +432,15 @@ def test_carb_table_gives_the_figures_the_table_implies(db_url: str, tmp_path: P
     # 2025-12-31: all issued; the invalidation keeps 1,200 out of the exposure; CAFR9502 owes
     # 6,000 - 5,000 = 1,000 (the pool's), CAFR9503's 7,000 and CAFR9504's 9,000 are settled
     assert _liabilities(db_url, "2025-12-31") == {
-        "exposure": issued_q - 1_200,
+        "exposure": issued_q - 50_000,
         "due": {"proponent": 0, "pool": 1_000, "fund": 0, "jurisdiction": 0, "insurer": 0},
     }
     assert _buffer(db_url, "2025-12-31") == {
         "pool": "carb-forest",
         "contributions": issued_b,
         "cancelled": 5_000 + 7_000,
-        "on_hold": 0,
-        "balance": issued_b - 12_000,
+        "on_hold": 2_000,  # line 14's pool cancellation (2022-05-01)
+        "balance": issued_b - 12_000 - 2_000,
     }
 
     rt = Runtime(Settings(db=db_url))
@@ -464,23 +462,23 @@ def test_carb_table_gives_the_figures_the_table_implies(db_url: str, tmp_path: P
                 [(date(2020, 3, 2), "buffer", 5_000)],
             )
         ]
-        # the spill: 3,500 on the latest vintage, 3,500 on the one before
+        # the spill: 3,000 (all it exposes) on the latest vintage, 4,000 on the one before
         assert reversals("CAFR9503-B") == [
             (
                 date(2019, 12, 31),
-                3_500,
+                3_000,
                 "pest",
                 "unavoidable",
-                [(date(2021, 8, 14), "buffer", 3_500)],
+                [(date(2021, 8, 14), "buffer", 3_000)],
             )
         ]
         assert reversals("CAFR9503-A") == [
             (
                 date(2019, 12, 31),
-                3_500,
+                4_000,
                 "pest",
                 "unavoidable",
-                [(date(2021, 8, 14), "buffer", 3_500)],
+                [(date(2021, 8, 14), "buffer", 4_000)],
             )
         ]
         assert reversals("CAFR9504-A") == [
@@ -505,7 +503,7 @@ def test_carb_table_gives_the_figures_the_table_implies(db_url: str, tmp_path: P
     again = cli(db_url, "import", "carb", str(path), "--rejects", str(rejects), "--json")
     assert again.exit_code == 0, again.output
     second = json.loads(again.stdout)
-    assert (second["imported"], second["duplicates"], second["rejected"]) == (0, 19, 3)
+    assert (second["imported"], second["duplicates"], second["rejected"]) == (0, 20, 2)
     rt = Runtime(Settings(db=db_url))
     try:
         assert events(rt) == before

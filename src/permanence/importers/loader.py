@@ -868,6 +868,7 @@ class Loader:
         self._evidence: dict[tuple[str, str], list[history.Evidence]] = defaultdict(list)
         self._reversible_projects: set[tuple[str, str]] = set()
         self.findings: list[str] = []
+        self._unknown_types: dict[tuple[Any, ...], list[int]] = defaultdict(list)
         #: The file's vintages the ledger holds with the file's figures (issued or already).
         self.accepted: set[str] = set()
         self.figures = figures
@@ -917,7 +918,7 @@ class Loader:
             self.refresh()  # a resumed import may have saved nothing, yet find the read side behind
         _fill_raw(prepared, summary.rejects)
         summary.rejects.sort(key=lambda r: r.line)
-        summary.findings += self.findings
+        summary.findings += self._unknown_type_findings() + self.findings
         return summary
 
     def _read_issuance(
@@ -1076,6 +1077,9 @@ class Loader:
         spec = _spec(record, vid)
         spec["reversible"] = reversible
         spec["buffer"] = record.buffer + self._derived_buffer(record, reversible, summary)
+        # an export records what the registry did under its rules then (Verra's buffer is a
+        # separate account, not stated per issuance): the minimum applies to new issuance
+        spec["enforce_minimum_buffer"] = False
         return spec
 
     def _reversible(self, record: IssuanceRecord, summary: ImportSummary) -> bool:
@@ -1088,13 +1092,24 @@ class Loader:
         if answer is not None:
             return answer
         default = UNKNOWN_REVERSIBLE.get(self.fmt, True)
-        summary.findings.append(
-            f"line {record.line}: project type {record.project_type!r} (methodology "
-            f"{record.methodology!r}) is not in profile {record.program}'s reversal scope; "
-            f"recorded as {'reversible' if default else 'non-reversible'}, the {self.fmt} "
-            "format's default"
-        )
+        key = (record.program, record.project_type, record.methodology, default)
+        self._unknown_types[key].append(record.line)
         return default
+
+    def _unknown_type_findings(self) -> list[str]:
+        """One finding per unknown project type, naming its rows (a file of 6,000 rows of
+        one type gives one finding, not 6,000)."""
+        out = []
+        for (program, project_type, methodology, default), lines in self._unknown_types.items():
+            where = ", ".join(str(n) for n in lines[:5]) + (
+                f" and {len(lines) - 5:,} more" if len(lines) > 5 else "")
+            out.append(
+                f"{len(lines):,} row(s) (line {where}): project type {project_type!r} "
+                f"(methodology {methodology!r}) is not in profile {program}'s reversal scope; "
+                f"recorded as {'reversible' if default else 'non-reversible'}, the {self.fmt} "
+                "format's default"
+            )
+        return out
 
     def _derived_buffer(
         self, record: IssuanceRecord, reversible: bool, summary: ImportSummary
