@@ -153,7 +153,7 @@ def test_carb_parser_fixture_compensations_land_on_the_reversals(
     )
     assert 2 not in reasons  # recorded as a pool cancellation naming CAFR9102-A instead
     source = runtime.app.vintage(vintage_id_for("carb-forest", "CAFR9101-A"))
-    assert [(d.on, d.quantity) for d in source.holds] == [(date(2020, 3, 2), 5_000)]
+    assert [(d.on, d.quantity) for d in source.pool_cancellations] == [(date(2020, 3, 2), 5_000)]
     cafr9103 = runtime.app.vintage(vintage_id_for("carb-forest", "CAFR9103-A"))
     assert [(r.on, r.quantity, r.cause, r.compensated) for r in cafr9103.reversals.values()] == [
         (date(2016, 12, 31), 1_500, "wildfire", 0),
@@ -438,8 +438,8 @@ def test_carb_table_gives_the_figures_the_table_implies(db_url: str, tmp_path: P
     assert _buffer(db_url, "2025-12-31") == {
         "pool": "carb-forest",
         "contributions": issued_b,
-        "cancelled": 5_000 + 7_000,
-        "on_hold": 2_000,  # line 14's pool cancellation (2022-05-01)
+        "cancelled": 5_000 + 7_000 + 2_000,  # and line 14's pool cancellation (2022-05-01)
+        "on_hold": 0,
         "balance": issued_b - 12_000 - 2_000,
     }
 

@@ -19,7 +19,7 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import Mapper, RecordConflictError
 
-from ledger.errors import InvalidCommand, NothingToDo, UnknownVintage
+from ledger.errors import AmbiguousVintage, InvalidCommand, NothingToDo, UnknownVintage
 from ledger.events import CompensationRoute, TransfereeKind, VintageEvent, recording_actor
 from ledger.mapper import PydanticMapper
 from ledger.profiles import ProfileCatalog
@@ -54,9 +54,19 @@ _ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://permanence.example/vintage")
 
 
 class VintageIndex(Protocol):
-    """Finds vintages by project (the read side provides it; the ledger only asks)."""
+    """Finds vintages by project or id prefix (the read side provides it; the ledger only
+    asks)."""
 
     def vintage_ids_of_project(self, project: str) -> list[str]: ...
+
+    def vintage_ids_with_prefix(self, prefix: str, limit: int) -> list[str]: ...
+
+
+MIN_PREFIX = 8
+"""Hex characters a vintage id prefix needs: fewer would match too much to be useful."""
+CANDIDATES_SHOWN = 5
+"""Vintages an ambiguous prefix's message names."""
+_PREFIX_CHARS = frozenset("0123456789abcdef-")
 
 
 @contextmanager
@@ -78,6 +88,38 @@ def _no_gc_pauses() -> Iterator[None]:
 def vintage_id_for(program: str, source_key: str) -> str:
     """Deterministic id from the program and the source's own issuance key (imports)."""
     return str(uuid5(_ID_NAMESPACE, f"{program}\x1f{source_key}"))
+
+
+def resolve_vintage_id(value: str | UUID, index: VintageIndex | None) -> str:
+    """The full id of a vintage given by its id or a unique prefix of 8+ hex characters.
+
+    Users copy the short ids listings print; one resolution here serves every face. A
+    full UUID is taken as is (it need not have reached the read models yet).
+    """
+    if isinstance(value, UUID):
+        return str(value)
+    text = str(value).strip().lower()
+    try:
+        return str(UUID(text))
+    except ValueError:
+        pass
+    if not text or not set(text) <= _PREFIX_CHARS:
+        raise UnknownVintage(f"vintage: {value!r} is not a vintage id or an id prefix")
+    if sum(ch != "-" for ch in text) < MIN_PREFIX:
+        raise UnknownVintage(
+            f"vintage: {value!r} is too short; give {MIN_PREFIX} or more hex characters of the id")
+    if index is None:
+        raise UnknownVintage(f"vintage: {value!r} is not a full id (prefixes need the read models)")
+    found = index.vintage_ids_with_prefix(text, CANDIDATES_SHOWN + 1)
+    if not found:
+        raise UnknownVintage(f"vintage: no vintage id starts with {text}")
+    if len(found) > 1:
+        more = ", ..." if len(found) > CANDIDATES_SHOWN else ""
+        raise AmbiguousVintage(
+            f"vintage: {text} is ambiguous; it starts "
+            f"{'more than ' if more else ''}{min(len(found), CANDIDATES_SHOWN)} vintage ids: "
+            + ", ".join(found[:CANDIDATES_SHOWN]) + more)
+    return found[0]
 
 
 def parse_vintage_id(value: str | UUID) -> UUID:
@@ -205,6 +247,27 @@ class LedgerApp(Application[UUID]):
             return v.issued_on <= on < v.period_end
 
         return self._batch(ids, lambda v: v.verify(on, verifier=verifier), monitored)
+
+    def verify_many(self, items: Sequence[tuple[str, date, str | None]]) -> list[str]:
+        """Record many verifications (vintage id, date, verifier) in one transaction; a date
+        a vintage already has is not recorded twice. Returns the vintages changed."""
+        by_vintage: dict[str, list[tuple[date, str | None]]] = {}
+        for vid, on, verifier in items:
+            self.not_after_today(on)
+            by_vintage.setdefault(vid, []).append((on, verifier))
+
+        def verify_all(v: Vintage) -> None:
+            new = [(on, who) for on, who in by_vintage[str(v.id)] if on not in v.verifications]
+            if not new:
+                raise NothingToDo(f"vintage {v.id}: verified on those dates already")
+            for on, who in new:
+                v.verify(on, verifier=who)
+
+        return self._batch(list(by_vintage), verify_all)
+
+    def cancel_buffer(self, vintage_id: str, quantity: int, on: date, reason: str) -> None:
+        self.not_after_today(on)
+        self._command(vintage_id, lambda v: v.cancel_buffer(quantity, on, reason))
 
     def _project_vintages(self, project: str) -> list[str]:
         if self.index is None:
@@ -334,7 +397,12 @@ class LedgerApp(Application[UUID]):
 
     # ------------------------------------------------------------------ reads
 
+    def resolve(self, vintage_id: str) -> str:
+        """The full id of a vintage given by its id or a unique prefix (8+ hex characters)."""
+        return resolve_vintage_id(vintage_id, self.index)
+
     def vintage(self, vintage_id: str, version: int | None = None) -> Vintage:
+        vintage_id = self.resolve(vintage_id)
         try:
             found: object = self.repository.get(parse_vintage_id(vintage_id), version=version)
         except AggregateNotFoundError:
@@ -348,6 +416,7 @@ class LedgerApp(Application[UUID]):
     ) -> dict[str, Any]:
         """The vintage as of a business date, from the events dated by then and recorded
         by ``known_at``."""
+        vintage_id = self.resolve(vintage_id)
         vintage, _ = replay(self.stream(vintage_id), as_of, known_at)
         if vintage is None:
             return {"vintage_id": str(parse_vintage_id(vintage_id)), "as_of": as_of.isoformat(),
@@ -356,6 +425,7 @@ class LedgerApp(Application[UUID]):
 
     def stream(self, vintage_id: str) -> list[VintageEvent]:
         """The vintage's events in stream order."""
+        vintage_id = self.resolve(vintage_id)
         vid = parse_vintage_id(vintage_id)
         found: list[Any] = list(self.events_of(vid))
         if not found:
@@ -373,6 +443,7 @@ class LedgerApp(Application[UUID]):
     def _command(self, vintage_id: str, action: Callable[[Vintage], R]) -> R:
         """Load, act, correct what the new fact changed (:meth:`Vintage.correct`), save;
         on a concurrency conflict reload and act again."""
+        vintage_id = self.resolve(vintage_id)
 
         def attempt() -> R:
             vintage = self.vintage(vintage_id)

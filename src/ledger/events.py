@@ -222,6 +222,15 @@ class BufferHeld(VintageEvent):
     reason: str | None = None
 
 
+class BufferCancelled(VintageEvent):
+    """The pool cancelled buffer credits this vintage contributed, for a reversal the
+    ledger does not hold (another program's project, a reversal named only in a comment):
+    they leave the pool's balance like a buffer compensation."""
+
+    quantity: int
+    reason: str
+
+
 class BufferReleased(VintageEvent):
     """A hold on buffer credits was released."""
 
@@ -266,6 +275,7 @@ AUDIT_FACTS: tuple[type[VintageEvent], ...] = (
     AuditNoted,
     PeriodEnded,
     BufferReleased,
+    BufferCancelled,
     LapseWithdrawn,
     LapseRevised,
     DefaultWithdrawn,

@@ -440,6 +440,20 @@ class Vintage(BaseAggregate[UUID]):
             )
         self.trigger_event(ev.BufferHeld, on=on, quantity=quantity, reason=reason)
 
+    def cancel_buffer(self, quantity: int, on: date, reason: str) -> None:
+        """Record the pool cancelling buffer credits of this vintage's contribution for a
+        reversal outside the ledger (see :class:`~ledger.events.BufferCancelled`)."""
+        self._check_dated(ev.BufferCancelled, on)
+        _check_whole(quantity, "quantity", allow_zero=False)
+        check_text("reason", reason, TEXT_LENGTH, lines=True, required=True)
+        left = self.buffer - sum(d.quantity for d in self.pool_cancellations)
+        if quantity > left:
+            raise InvalidCommand(
+                f"quantity: cannot cancel {quantity:,} buffer credits; {left:,} of the "
+                f"{self.buffer:,} contributed are left"
+            )
+        self.trigger_event(ev.BufferCancelled, on=on, quantity=quantity, reason=reason)
+
     def release_buffer(self, quantity: int, on: date) -> None:
         self._check_dated(ev.BufferReleased, on)
         _check_whole(quantity, "quantity", allow_zero=False)
@@ -647,6 +661,7 @@ class Vintage(BaseAggregate[UUID]):
         self.cancellations: list[Dated] = []
         self.invalidations: list[Dated] = []
         self.holds: list[Dated] = []
+        self.pool_cancellations: list[Dated] = []
         self.transfer: Transfer | None = None
         self.policies: list[Policy] = []
         self.period_ended_on: date | None = None
@@ -699,6 +714,9 @@ class Vintage(BaseAggregate[UUID]):
 
     def _on_BufferHeld(self, e: ev.BufferHeld) -> None:
         self.holds.append(Dated(e.on, e.quantity))
+
+    def _on_BufferCancelled(self, e: ev.BufferCancelled) -> None:
+        self.pool_cancellations.append(Dated(e.on, e.quantity))
 
     def _on_BufferReleased(self, e: ev.BufferReleased) -> None:
         self.holds.append(Dated(e.on, -e.quantity))
@@ -999,7 +1017,7 @@ class Vintage(BaseAggregate[UUID]):
         return sum(
             q for r in self.reversals.values() if r.active for d, route, q in r.compensations
             if route == "buffer" and d <= t
-        )
+        ) + sum(d.quantity for d in self.pool_cancellations if d.on <= t)
 
     def on_hold_at(self, t: date) -> int:
         """Buffer credits on hold at ``t``: by hand, and all of them while a lapse holds them."""
@@ -1030,7 +1048,7 @@ class Vintage(BaseAggregate[UUID]):
     def breakpoints(self) -> list[date]:
         """Every date on which an as-of figure of this vintage can change."""
         days = {self.issued_on, self.exposure_start, self.period_end}
-        for d in self.cancellations + self.invalidations + self.holds:
+        for d in self.cancellations + self.invalidations + self.holds + self.pool_cancellations:
             days.add(d.on)
         if self.transfer is not None:
             days.add(self.transfer.on)

@@ -28,7 +28,7 @@ def values_at(v: Vintage, t: date) -> dict[tuple[str, str], int]:
         transferred = v.transferred_at(t)
         if transferred:
             out[("transferred", v.transfer.to)] = transferred
-    if v.reversals:
+    if v.reversals or v.pool_cancellations:
         for obligor, owed in v.due_at(t).items():
             if owed:
                 out[("due", obligor)] = owed

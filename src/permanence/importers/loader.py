@@ -79,6 +79,7 @@ from sqlalchemy import Engine, select
 from ledger.application import LedgerApp, retry_on_conflict, vintage_id_for
 from ledger.errors import LedgerError
 from ledger.events import (
+    BufferCancelled,
     BufferHeld,
     Cancelled,
     Compensated,
@@ -315,7 +316,6 @@ def reversal_note(program: str, key: str) -> str:
 
 #: How a pool cancellation's stand-in (a buffer hold) names itself, until the ledger has its own
 #: pool-cancellation event.
-POOL_CANCELLATION = "pool cancellation:"
 
 
 def buffer_reference(program: str, issuance: str, reversal: str, on: date | None) -> str:
@@ -336,6 +336,7 @@ class Marks:
     invalidations: Counter[str] = field(default_factory=Counter)
     retirements: Counter[tuple[date, str | None]] = field(default_factory=Counter)
     holds: Counter[str] = field(default_factory=Counter)
+    pool_cancellations: Counter[str] = field(default_factory=Counter)
     cancellations: Counter[str] = field(default_factory=Counter)
 
     def see(self, event: VintageEvent) -> None:
@@ -347,6 +348,8 @@ class Marks:
             self.invalidations[event.reason] += event.quantity
         elif isinstance(event, Retired):
             self.retirements[(event.on, event.beneficiary)] += event.quantity
+        elif isinstance(event, BufferCancelled):
+            self.pool_cancellations[event.reason] += event.quantity
         elif isinstance(event, BufferHeld) and event.reason:
             self.holds[event.reason] += event.quantity
         elif isinstance(event, Cancelled) and event.reason:
@@ -558,8 +561,7 @@ class BufferRetirementCommand(Command):
     to what it still owes; what no recorded reversal takes (a reversal of a project outside
     the ledger, an unread comment, more than is due) is a **pool cancellation** of the issuance's
     buffer credits carrying the reversal's key, so the pool's balance always reconciles with
-    the table. Until the ledger has a pool-cancellation event, it is recorded as a buffer hold
-    whose reason starts with ``POOL_CANCELLATION``.
+    the table (a ``BufferCancelled`` event, its reason the reference).
     """
 
     records: Sequence[BufferRetirementRecord]
@@ -575,7 +577,7 @@ class BufferRetirementCommand(Command):
             [source.vintage.issued_on] + [t.vintage.reversals[rid].on for t, rid in parts]
         )
         done = sum(t.marks.compensations[("buffer", reference)] for t in _distinct(parts))
-        done += source.marks.holds[reference]
+        done += source.marks.pool_cancellations[reference] + source.marks.holds[reference]
         remaining = _still_to_do(
             self.quantity, done, f"buffer retirement of {first.source_key} for {key or 'unnamed'}"
         )
@@ -591,8 +593,8 @@ class BufferRetirementCommand(Command):
             _compensate_in_order(parts, "buffer", taken, on, reference)
         if remaining > taken:
             held = remaining - taken
-            source.vintage.hold_buffer(held, on, reference)
-            source.marks.holds[reference] += held
+            source.vintage.cancel_buffer(held, on, reference)
+            source.marks.pool_cancellations[reference] += held
             why = first.unread or (
                 f"reversal {key} is not recorded in the ledger"
                 if not parts
@@ -1138,7 +1140,7 @@ class Loader:
 
     def _record_history(self, summary: ImportSummary) -> None:
         """Record the verifications the file's issuances imply (see :mod:`.history`)."""
-        today = date.today()
+        today = self.app.today()
         todo: list[history.Verification] = []
         for (program, project), evidence in self._evidence.items():
             if (program, project) not in self._reversible_projects:
@@ -1152,14 +1154,9 @@ class Loader:
         vids = list(grouped)
         for start in range(0, len(vids), self.batch):
             chunk = vids[start : start + self.batch]
-
-            def verify(v: Vintage) -> None:
-                for item in grouped[str(v.id)]:
-                    if item.on not in v.verifications:
-                        v.verify(item.on, verifier=item.verifier)
-
             try:
-                self.app._batch(chunk, verify)  # until LedgerApp has a verify_many
+                self.app.verify_many(
+                    [(vid, item.on, item.verifier) for vid in chunk for item in grouped[vid]])
                 summary.verifications += sum(len(grouped[vid]) for vid in chunk)
             except ROW_FAULTS as exc:
                 summary.findings.append(
