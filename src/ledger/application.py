@@ -116,8 +116,8 @@ def resolve_vintage_id(value: str | UUID, index: VintageIndex | None) -> str:
     if len(found) > 1:
         more = ", ..." if len(found) > CANDIDATES_SHOWN else ""
         raise AmbiguousVintage(
-            f"vintage: {text} is ambiguous; it starts "
-            f"{'more than ' if more else ''}{min(len(found), CANDIDATES_SHOWN)} vintage ids: "
+            f"vintage: {text} is ambiguous; it matches "
+            f"{'more than ' if more else ''}{min(len(found), CANDIDATES_SHOWN)} vintages: "
             + ", ".join(found[:CANDIDATES_SHOWN]) + more)
     return found[0]
 

@@ -948,19 +948,10 @@ class Loader:
             summary.tally("issued", "repeated", record.quantity)
             summary.tally("buffer", "repeated", record.buffer)
             return
-        counts.rejected += 1
-        summary.tally("issued", "rejected", record.quantity)
-        summary.tally("buffer", "rejected", record.buffer)
-        summary.rejects.append(
-            Reject(
-                record.line,
-                f"line {record.line}: issuance {record.source_key}: conflicts with line "
-                f"{prior.line}, same key with other figures: quantity {record.quantity} and "
-                f"buffer {record.buffer} here, quantity {prior.quantity} and buffer "
-                f"{prior.buffer} there",
-                "",
-            )
-        )
+        _reject_conflict(summary, counts, record, (
+            f"conflicts with line {prior.line}, same key with other figures: quantity "
+            f"{record.quantity} and buffer {record.buffer} here, quantity {prior.quantity} and "
+            f"buffer {prior.buffer} there"))
 
     # ------------------------------------------------------------------ issuances
 
@@ -1015,18 +1006,10 @@ class Loader:
             if there == stated:
                 counts.duplicates += 1
                 continue
-            counts.rejected += 1
-            summary.tally("issued", "rejected", r.quantity)
-            summary.tally("buffer", "rejected", r.buffer)
-            summary.rejects.append(
-                Reject(
-                    r.line,
-                    f"line {r.line}: issuance {r.source_key}: conflicts with the ledger, same "
-                    f"key with other figures: quantity {stated[0]} and buffer {stated[1]} in "
-                    f"the file, quantity {there[0]} and buffer {there[1]} in the ledger",
-                    "",
-                )
-            )
+            _reject_conflict(summary, counts, r, (
+                f"conflicts with the ledger, same key with other figures: quantity "
+                f"{stated[0]} and buffer {stated[1]} in the file, quantity {there[0]} and "
+                f"buffer {there[1]} in the ledger"))
             present.discard(vid)
 
     def _issue_fresh(
@@ -1272,6 +1255,17 @@ def _serial(prefix: str | None, number: str | None) -> str | None:
     if number is None or not prefix:
         return number
     return f"{prefix}-{number}"
+
+
+def _reject_conflict(
+    summary: ImportSummary, counts: Any, record: IssuanceRecord, why: str
+) -> None:
+    """An issuance whose key another row or the ledger holds with other figures."""
+    counts.rejected += 1
+    summary.tally("issued", "rejected", record.quantity)
+    summary.tally("buffer", "rejected", record.buffer)
+    summary.rejects.append(
+        Reject(record.line, f"line {record.line}: issuance {record.source_key}: {why}", ""))
 
 
 def _spec(record: IssuanceRecord, vid: str) -> dict[str, Any]:
