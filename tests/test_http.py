@@ -189,7 +189,14 @@ def test_trustee_queries_over_http(server: httpx.Client, runtime: Runtime) -> No
     assert unknown_then["events"] == []
 
     # Reference lists.
-    assert get(client, "/pools") == ["car-forest", "icvcm-ccp"]
+    assert get(client, "/pools") == [
+        {"pool": "car-forest", "vintages": 1, "contributions": 2_000},
+        {"pool": "icvcm-ccp", "vintages": 1, "contributions": 20_000},
+    ]
+    assert get(client, "/projects") == [
+        {"project": "Forest B", "vintages": 1, "issued": 10_000},
+        {"project": "Mangrove A", "vintages": 1, "issued": 80_000},
+    ]
     assert get(client, "/programs") == ["car-forest", "icvcm-ccp"]
     profiles = {p["name"]: p for p in get(client, "/profiles")}
     assert profiles["icvcm-ccp"]["pool"] == "icvcm-ccp"
@@ -240,7 +247,8 @@ def test_docs_and_openapi(server: httpx.Client) -> None:
     assert "swagger" in docs.text.lower()
     spec = get(server, "/openapi.json")
     for path in ("/liabilities", "/buffer", "/runoff", "/vintages/{vintage_id}",
-                 "/vintages/{vintage_id}/history", "/pools", "/programs", "/profiles", "/healthz"):
+                 "/vintages/{vintage_id}/history", "/pools", "/programs", "/profiles", "/healthz",
+                 "/vintages", "/projects"):
         assert path in spec["paths"], path
     by = next(p for p in spec["paths"]["/liabilities"]["get"]["parameters"] if p["name"] == "by")
     assert by["schema"]["enum"] == ["program", "project", "pool", "vintage-year", "bearer"]
@@ -248,6 +256,8 @@ def test_docs_and_openapi(server: httpx.Client) -> None:
     assert get(server, "/liabilities", as_of="2030-01-01")["exposure"] == 0
     assert get(server, "/buffer", as_of="2030-01-01")["coverage_ratio"] is None
     assert get(server, "/pools") == []
+    assert get(server, "/projects") == []
+    assert get(server, "/vintages") == {"vintages": [], "next_cursor": None}
 
 
 def test_serve_command_answers(db_url: str) -> None:

@@ -220,7 +220,8 @@ def test_each_role_reaches_exactly_its_routes(api: Api) -> None:
     reads = {
         "/liabilities?by=program": "all", "/buffer": "all", "/runoff": "all", "/pools": "all",
         "/programs": "all", "/profiles": "all", "/profiles/icvcm-ccp": "all",
-        "/pools/icvcm-ccp/stress-tests": "all",
+        "/pools/icvcm-ccp/stress-tests": "all", "/projects": "all",
+        "/vintages": "detail", f"/vintages/{a[:8]}": "detail",
         f"/vintages/{a}": "detail", f"/vintages/{a}/history": "detail",
         "/healthz": "open",
     }

@@ -23,6 +23,11 @@ class UnknownVintage(LedgerError):
     """No vintage has the given identifier."""
 
 
+class AmbiguousVintage(LedgerError):
+    """A vintage id prefix matches more than one vintage; the message lists them, so the
+    user can give a longer prefix (a bad request rather than an unknown vintage)."""
+
+
 class UnknownReversal(LedgerError):
     """The vintage has no reversal with the given identifier."""
 

@@ -441,8 +441,9 @@ def history(
         day = to_date(as_of, "as-of")
         kt = to_timestamp(known_at)
         with runtime() as rt:
-            _, trail = replay(rt.app.stream(vintage_id), day, kt)
-        emit({"vintage_id": vintage_id, "events": trail}, as_json, _history_text)
+            full_id = rt.app.resolve(vintage_id)
+            _, trail = replay(rt.app.stream(full_id), day, kt)
+        emit({"vintage_id": full_id, "events": trail}, as_json, _history_text)
 
     guarded(body)
 

@@ -41,7 +41,7 @@ from permanence.http_stress import router as stress_router
 from permanence.http_write import router as write_router
 from permanence.parsing import UsageError, to_date, to_timestamp
 from permanence.runtime import Runtime
-from projections import queries
+from projections import listings, queries
 
 NOT_FOUND_ERRORS: tuple[type[LedgerError], ...] = (UnknownVintage, UnknownProgram, UnknownReversal)
 
@@ -308,9 +308,18 @@ def get_runoff(
                   lambda rt: queries.runoff(rt.engine, day, pool, kt))
 
 
-@trustee.get("/pools", summary="Pools that hold vintages", response_model=list[str])
+@trustee.get("/pools", summary="Pools that hold vintages: vintage count, contributions",
+             response_model=list[dict[str, Any]])
 def get_pools(request: Request) -> Response:
-    return answer(request, ("/pools",), lambda rt: queries.pools(rt.engine))
+    """Each pool with its number of vintages and the buffer contributed at issuance."""
+    return answer(request, ("/pools",), lambda rt: listings.list_pools(rt.engine))
+
+
+@trustee.get("/projects", summary="Projects: vintage count and credits issued",
+             response_model=list[dict[str, Any]])
+def get_projects(request: Request) -> Response:
+    """Each project with its number of vintages and the credits issued to it."""
+    return answer(request, ("/projects",), lambda rt: listings.list_projects(rt.engine))
 
 
 @trustee.get("/programs", summary="Programs that hold vintages", response_model=list[str])
@@ -323,7 +332,40 @@ def _iso(value: date | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-VintageId = Annotated[str, Path(description="Vintage id (a UUID).")]
+VintageId = Annotated[str, Path(description="Vintage id (a UUID), or a unique prefix of 8+ "
+                                             "hex characters.")]
+
+
+@ledger.get("", summary="Vintages in issuance order, a page at a time",
+            response_model=dict[str, Any])
+def get_vintages(
+    request: Request,
+    program: Annotated[str | None, Query(description="Only this program.")] = None,
+    project: Annotated[str | None, Query(description="Only this project.")] = None,
+    pool: PoolQuery = None,
+    status: Annotated[str | None, Query(
+        description="Only this status.", json_schema_extra={"enum": list(listings.STATUSES)},
+    )] = None,
+    label: Annotated[str | None, Query(description="Only vintages with this label.")] = None,
+    as_of: Annotated[str | None, Query(
+        description="Only vintages issued on or before this date.")] = None,
+    limit: Annotated[int, Query(description="Vintages per page.", ge=1,
+                                le=listings.MAX_LIMIT)] = listings.DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(
+        description="The cursor of the next page (``next_cursor`` of the previous one).")] = None,
+) -> Response:
+    """Find vintages (their ids for the other routes); ``next_cursor`` is null on the last
+    page."""
+    day = to_date(as_of, "as_of")
+    filters = listings.VintageFilters(program, project, pool, status, label, day)
+    try:
+        listings.check_status(status)
+        listings.decode_cursor(cursor)
+    except listings.ListingError as e:
+        raise UsageError(str(e)) from None
+    question = ("/vintages", program, project, pool, status, label, _iso(day), limit, cursor)
+    return answer(request, question,
+                  lambda rt: listings.list_vintages(rt.engine, filters, limit, cursor))
 
 
 @ledger.get("/{vintage_id}", summary="One vintage as of a date")
@@ -354,6 +396,7 @@ def get_history(
 
     day = to_date(as_of, "as_of")
     kt = to_timestamp(known_at, "known_at")
+    vintage_id = rt.app.resolve(vintage_id)
     _, trail = replay(rt.app.stream(vintage_id), day, kt)
     return {
         "vintage_id": vintage_id,

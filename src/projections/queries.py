@@ -408,3 +408,8 @@ class ReadModelIndex:
 
     def vintage_ids_of_project(self, project: str) -> list[str]:
         return vintage_ids_of_project(self.engine, project)
+
+    def vintage_ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
+        from projections.listings import vintage_ids_with_prefix
+
+        return vintage_ids_with_prefix(self.engine, prefix, limit)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib
 
 #: Modules under ``permanence.commands`` whose commands join the ``permanence`` CLI.
-MODULES: tuple[str, ...] = ("report", "audit", "scheduling", "risk", "imports", "tokens")
+MODULES: tuple[str, ...] = (
+    "report", "audit", "scheduling", "risk", "imports", "tokens", "listings",
+)
 
 
 def register() -> None:
