@@ -62,6 +62,10 @@ def test_one_bad_event_is_reported_and_the_rest_projects(db_url: str) -> None:
     status = run(db_url, "projections", "status", "--json")
     assert status.exit_code == 1
     assert [f["nid"] for f in json.loads(status.stdout)["failures"]] == [bad]
+    rebuilt = run(db_url, "projections", "rebuild")
+    assert rebuilt.exit_code == 0, rebuilt.output  # it records the event again and goes on
+    status = run(db_url, "projections", "status", "--json")
+    assert [f["nid"] for f in json.loads(status.stdout)["failures"]] == [bad]
     check = run(db_url, "check", "--json")
     assert check.exit_code == 1
     kinds = [f["kind"] for f in json.loads(check.stdout)["findings"]]

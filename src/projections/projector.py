@@ -22,6 +22,7 @@ import logging
 import os
 import sqlite3
 import threading
+import traceback
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -164,15 +165,18 @@ class Projector:
             VINTAGE_KEY.create(conn)  # the second pass updates rows by vintage id
             rolled = found.rolled
             ids = sorted(found.changed_later)
+            broken: list[tuple[Record, str]] = []
             for start in range(0, len(ids), STREAMS_PER_QUERY):
                 changes = PageChanges()
                 chunk = ids[start : start + STREAMS_PER_QUERY]
                 for stream in events.streams(cursor, chunk, position):
-                    self._replay(stream, changes, rolled)
+                    broken += self._replay(stream, changes, rolled)
                 self._write(conn, changes)
         finally:
             cursor.close()
         _write_rollups(conn, rolled)
+        for record, error in broken:
+            conn.execute(insert(failures).values(_failure_row(record, error)))
         for index in _secondary_indexes():
             index.create(conn)
         conn.execute(insert(tracking).values(name=NAME, position=position))
@@ -214,7 +218,9 @@ class Projector:
             conn.exec_driver_sql(f"INSERT INTO {vintages.name} SELECT * FROM {PART}{i}.{vintages.name}")
         return found, last
 
-    def _replay(self, stream: list[Record], changes: PageChanges, rolled: dict[RollKey, int]) -> None:
+    def _replay(
+        self, stream: list[Record], changes: PageChanges, rolled: dict[RollKey, int]
+    ) -> list[tuple[Record, str]]:
         """A rebuild's second pass, for one vintage: its stream replayed once, in order.
 
         An event's effect depends only on its own vintage's earlier events, so taking the
@@ -225,14 +231,24 @@ class Projector:
         uid = UUID(vid)
         issued = self._event(uid, version, topic, state)
         if not isinstance(issued, Issued):
-            return  # another kind of aggregate (stress-test records) has no figures here
+            return []  # another kind of aggregate (stress-test records) has no figures here
         vintage: Vintage = issued.mutate(None)
         before = schedule(vintage)
-        for nid, _, version, topic, state in stream[1:]:
-            event = self._event(uid, version, topic, state)
-            if isinstance(event, VintageEvent):
-                before = self._apply(nid, event, vintage, before, changes, rolled)
+        for i, (nid, _, version, topic, state) in enumerate(stream[1:], start=1):
+            try:
+                event = self._event(uid, version, topic, state)
+                if isinstance(event, VintageEvent):
+                    before = self._apply(nid, event, vintage, before, changes, rolled)
+            except Exception as e:
+                if not _poison(e):
+                    raise
+                # as following the log would: this event and every later one of the stream
+                # cannot be applied; they are recorded, the rest of the ledger goes on
+                error = _error_line()
+                changes.changed[vid] = _state_row(vintage)
+                return [(record, error) for record in stream[i:]]
         changes.changed[vid] = _state_row(vintage)
+        return []
 
     def position(self) -> int:
         with self.engine.connect() as conn:
@@ -316,9 +332,7 @@ class Projector:
 
     def _skip(self, start: int, record: Record) -> None:
         """Record why a notification could not be projected, and move past it."""
-        import traceback
-
-        error = traceback.format_exc(limit=0).strip().splitlines()[-1][:2_000]
+        error = _error_line()
         with self.engine.begin() as conn:
             moved = conn.execute(
                 update(tracking)
@@ -327,9 +341,7 @@ class Projector:
             )
             if moved.rowcount != 1:
                 raise ProjectionConflict(f"tracking moved past {start}")
-            conn.execute(insert(failures).values(
-                nid=record[0], vintage_id=record[1], topic=record[3], error=error,
-                failed_at=record_time_text(datetime.now(UTC))))
+            conn.execute(insert(failures).values(_failure_row(record, error)))
         log.error("projection failed", extra={"fields": {"notification": record[0],
                                                           "vintage_id": record[1], "error": error}})
 
@@ -409,6 +421,16 @@ REBUILD_PAGE = 50_000
 """Notifications read per page during a rebuild (pages only bound memory there)."""
 STREAMS_PER_QUERY = 500
 """Vintage streams a rebuild's second pass reads per query."""
+
+
+def _error_line() -> str:
+    """The exception being handled, as one line."""
+    return traceback.format_exc(limit=0).strip().splitlines()[-1][:2_000]
+
+
+def _failure_row(record: Record, error: str) -> dict[str, Any]:
+    return {"nid": record[0], "vintage_id": record[1], "topic": record[3], "error": error,
+            "failed_at": record_time_text(datetime.now(UTC))}
 
 
 def _poison(e: BaseException) -> bool:
