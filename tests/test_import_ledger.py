@@ -386,9 +386,9 @@ def test_carb_table_gives_the_figures_the_table_implies(db_url: str, tmp_path: P
         "surrender": {"read": 3, "imported": 3, "duplicates": 0, "rejected": 0},
         "invalidation": {"read": 1, "imported": 1, "duplicates": 0, "rejected": 0},
     }
-    assert summary["findings"] == [
+    assert summary["findings"] == [(
         "line 14: 2000 buffer credits of CAFR9505-A recorded as a pool cancellation for "
-        "CAFR9599-A on 2022-05-01: reversal CAFR9599-A is not recorded in the ledger"]
+        "CAFR9599-A on 2022-05-01: reversal CAFR9599-A is not recorded in the ledger")]
     issued_q = 100_000 + 20_000 + 40_000 + 3_000 + 60_000 + 30_000 + 31_000 + 32_000
     issued_q += 50_000 + 20_000
     issued_b = 18_000 + 4_000 + 7_000 + 500 + 10_000 + 5_000 + 5_100 + 5_200 + 3_600
