@@ -9,6 +9,7 @@ terminal would interpret ever reaches ``history``.
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Any
 
 from ledger.errors import InvalidCommand
@@ -17,6 +18,8 @@ from ledger.errors import InvalidCommand
 MAX_TONNES = 10**12
 #: Business dates outside these years are typing errors (and would overflow period ends).
 FIRST_YEAR, LAST_YEAR = 1900, 2200
+#: The same years as dates, for faces that check a date before it reaches the ledger.
+EARLIEST, LATEST = date(FIRST_YEAR, 1, 1), date(LAST_YEAR, 12, 31)
 #: Names that key read models and roll-ups (program, pool, risk class).
 CODE_LENGTH = 64
 #: Names of projects, transferees, insurers, serial numbers.

@@ -31,6 +31,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ledger.assessment_service import latest_stress_tests, record_stress_test
+from ledger.limits import EARLIEST, LATEST, MAX_TONNES
 from permanence.parsing import UsageError, to_date, to_timestamp
 from permanence.runtime import Runtime
 from projections import queries
@@ -57,10 +58,6 @@ TIME_LIMIT_SECONDS = 30.0
 """A run still going after this long is stopped and the request answered 503."""
 BUSY_RETRY_SECONDS = 5
 """``Retry-After`` of a 429 while another run holds the process's stress-test slot."""
-EARLIEST = date(1900, 1, 1)
-LATEST = date(2200, 12, 31)
-"""Dates a run may be asked about (the write API's range: the ledger holds no other)."""
-MAX_TONNES = 10**12
 
 Model = Literal["independent", "catastrophe", "rising", "default", "combined", "backtest",
                 "stylised"]

@@ -43,18 +43,12 @@ from pydantic import (
 from sqlalchemy.exc import OperationalError as ReadModelUnavailable
 
 from ledger.classification import CAUSES
+from ledger.limits import EARLIEST, LATEST, MAX_TONNES
 from permanence.auth import Principal, principal_of
 from permanence.runtime import Runtime
 
 T = TypeVar("T")
 
-MAX_TONNES = 10**12
-"""A trillion tonnes: far above any real issuance, far below what the read models can sum."""
-EARLIEST = date(1900, 1, 1)
-LATEST = date(2200, 12, 31)
-"""Dates a write may carry. The ledger derives dates up to a century or more past the ones
-it is given (period ends, verification and lapse deadlines); a date near year 9999 would be
-stored and then fail every projection, so the API refuses it up front."""
 MAX_REJECTS_SHOWN = 1_000
 """Rejects listed in an import's answer (the count is always complete)."""
 
