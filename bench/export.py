@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 
 from common import Timer, sqlite_store, vintage_specs
 

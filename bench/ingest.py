@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-import sys
 import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-# bench/projections.py must not shadow the ``projections`` package: put this folder last
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 
 from common import Timer, postgres_available, postgres_store, sqlite_store, vintage_specs
 

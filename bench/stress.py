@@ -19,8 +19,6 @@ from typing import Any
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-# bench/projections.py must not shadow the ``projections`` package: put this folder last
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 
 from projections.stress import CatastropheParams, PoolContents, simulate
 

@@ -14,7 +14,6 @@ import multiprocessing
 import random
 import sqlite3
 import statistics
-import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -26,8 +25,6 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.schema import CreateIndex
 
 HERE = Path(__file__).resolve().parent
-# bench/projections.py must not shadow the ``projections`` package: put this folder last
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 
 from common import PROGRAMS, Timer, decode_range, sqlite_store, vintage_specs
 
