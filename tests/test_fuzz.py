@@ -61,9 +61,12 @@ RESULT_TYPES = (IssuanceRecord, ReversalRecord, BufferRetirementRecord, Surrende
 
 FIXTURE_OF = {
     "acr": ["acr_issuances.csv"],
+    "acr-retirements": ["acr_retirements.csv"],
+    "acr-cancellations": ["acr_cancellations.csv"],
     "art": ["art_issuances.csv"],
     "car": ["car_issuances.csv"],
     "car-cancellations": ["car_cancellations.csv"],
+    "car-retirements": ["car_retirements.csv"],
     "carb": ["carb_issuance_table.csv", "carb_ledger_table.csv"],
     "gold-standard": ["gold_standard_issuances.csv"],
     "isometric": ["isometric_issuances.csv"],
