@@ -25,7 +25,8 @@ def vintage_specs(n: int, start: int = 0) -> list[dict[str, Any]]:
             "project": f"PRJ-{i % 5000:05d}",
             "vintage_year": 2010 + i % 15,
             "quantity": 1_000 + (i * 7919) % 90_000,
-            "buffer": 100 + (i * 104729) % 20_000,
+            # at least a seventh of the quantity: above every profile's minimum buffer
+            "buffer": (1_000 + (i * 7919) % 90_000) // 7 + (i * 104729) % 5_000,
             "on": base + timedelta(days=(i * 37) % 5800),
             "serial_first": str(10_000_000 + i * 100_000),
             "serial_last": str(10_000_000 + i * 100_000 + 99_999),
