@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Any, Self
 
 PG_BASE = os.environ.get("PERMANENCE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+# The workloads date facts over decades: fix "today" past them, as the tests do
+# (``PERMANENCE_TODAY``; nothing may be dated after today).
+os.environ.setdefault("PERMANENCE_TODAY", "2199-12-31")
+
 PROGRAMS = ("icvcm-ccp", "verra-vcs", "acr", "car-forest", "carb-forest", "gold-standard", "puro")
 
 

@@ -237,7 +237,7 @@ def rebuild_later_events(quick: bool) -> dict[str, Any]:
         try:
             rt.app.issue_many([
                 {"program": PROGRAMS[i % len(PROGRAMS)], "project": f"P{i % (vintages // 10)}",
-                 "quantity": 1_000 + i, "buffer": 100, "on": date(2015, 1, 1)}
+                 "quantity": 1_000 + i, "buffer": 150 + i // 7, "on": date(2015, 1, 1)}
                 for i in range(vintages)
             ])
             rt.refresh()  # verify_project finds a project's vintages in the read models

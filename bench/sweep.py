@@ -67,7 +67,7 @@ def _specs(start: int, count: int, overdue_every: int) -> list[dict[str, Any]]:
 
 def measure(db: str, vintages: int, backend: str) -> list[dict[str, Any]]:
     """Build the ledger on ``db`` and time the sweeps; one row per measurement."""
-    rt = Runtime(Settings(db=db))
+    rt = Runtime(Settings(db=db, today=AS_OF + timedelta(days=366)))  # the sweeps' days
     rows: list[dict[str, Any]] = []
     try:
         overdue_every = vintages // OVERDUE
