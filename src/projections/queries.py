@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Engine, and_, case, func, literal, select
+from sqlalchemy import Engine, and_, case, func, literal, select, text
 from sqlalchemy.sql import ColumnElement
 
 from ledger.events import OBLIGORS
@@ -213,8 +213,9 @@ def _non_reversible(
     """Credits issued by ``as_of`` of project types that cannot reverse: counted as
     issued, carrying no exposure."""
     v = vintages
-    conds = [v.c.reversible.is_(False), v.c.issued_on <= as_of.isoformat(),
-             *_filter_conds(v, filters)]
+    # written as the partial index's own condition, so both stores use that index
+    conds: list[Any] = [text("NOT reversible"), v.c.issued_on <= as_of.isoformat(),
+                        *_filter_conds(v, filters)]
     kt = known_at_text(known_at)
     if kt is not None:
         conds.append(v.c.issued_recorded_at <= kt)

@@ -120,6 +120,9 @@ vintages = Table(
     Index("ix_pv_period_end", "period_end"),
     Index("ix_pv_pool", "pool"),
     Index("ix_pv_program", "program"),
+    # the few vintages that cannot reverse: their issued total is read without a scan
+    Index("ix_pv_non_reversible", "issued_on", sqlite_where=text("NOT reversible"),
+          postgresql_where=text("NOT reversible")),
 )
 
 deltas = Table(
