@@ -239,9 +239,7 @@ def buffer(
     keys = ("contributions", "drawn", "on_hold", "exposure", "due", "cancelled", "shortfall")
     totals = {m: sum(r[m] for r in rows) for m in keys}
     head = _buffer_row(pool or "all", totals)
-    head.update(cancelled=totals["cancelled"], shortfall=totals["shortfall"],
-                balance=sum(r["balance"] for r in rows))
-    head["owed"] = totals["due"] + totals["shortfall"]
+    head["balance"] = sum(r["balance"] for r in rows)  # each pool's is at least zero
     head["coverage_ratio"] = _ratio(head["balance"] - head["owed"], totals["exposure"])
     return {"as_of": as_of.isoformat(), "known_at": known_at.isoformat() if known_at else None,
             **head, "pools": rows}
@@ -271,8 +269,7 @@ def _pool_rows(
 
 def _buffer_row(name: str, f: dict[str, int]) -> dict[str, Any]:
     contributions, on_hold, exposure = f["contributions"], f["on_hold"], f["exposure"]
-    cancelled = f.get("cancelled", min(f["drawn"], max(0, contributions - on_hold)))
-    shortfall = f.get("shortfall", f["drawn"] - cancelled)
+    cancelled, shortfall = f["cancelled"], f["shortfall"]
     balance = max(0, contributions - on_hold - cancelled)
     owed = f["due"] + shortfall
     return {

@@ -70,7 +70,7 @@ from fractions import Fraction
 from functools import partial
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 from uuid import UUID
 
 from eventsourcing.persistence import DataError, RecordConflictError
@@ -121,15 +121,7 @@ Kind = Literal[
     "retirement",
     "cancellation",
 ]
-KINDS: tuple[Kind, ...] = (
-    "issuance",
-    "reversal",
-    "buffer_retirement",
-    "surrender",
-    "invalidation",
-    "retirement",
-    "cancellation",
-)
+KINDS: tuple[Kind, ...] = get_args(Kind)
 
 #: What one record may make the ledger raise besides a LedgerError (a value too large to
 #: store, ...): the record is rejected with the reason, and the rest of the file goes on.
