@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 from common import Timer, postgres_available, postgres_store, sqlite_store
 
 from permanence.config import Settings
-from permanence.importers.loader import BATCH, import_file
+from permanence.imports.loader import BATCH, import_file
 from permanence.runtime import Runtime
 
 HEADER = [

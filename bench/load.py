@@ -43,7 +43,7 @@ SERVER = textwrap.dedent(
     """
     import sys, uvicorn
     from permanence.config import Settings
-    from permanence.http import create_app
+    from permanence.http.app import create_app
     app = create_app(Settings(db=sys.argv[1]))
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning",
                 access_log=False)
@@ -81,7 +81,7 @@ def _free_port() -> int:
 
 
 def _seed(db: str, n: int) -> tuple[list[str], str]:
-    from permanence import auth
+    from permanence import tokens as auth
     from permanence.config import Settings
     from permanence.runtime import Runtime
 

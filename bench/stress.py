@@ -20,7 +20,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 
-from projections.stress import CatastropheParams, PoolContents, simulate
+from risk.engine import CatastropheParams, PoolContents, simulate
 
 MODELS = ("independent", "catastrophe")
 FULL = {"scenarios": 10_000, "horizon": 100, "projects": 5_000}

@@ -25,12 +25,12 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from ledger.profiles import ProfileCatalog
-from ledger.risk import BufferMethod, evaluate, load_risk_tool
-from permanence.cli import app as cli
+from permanence.cli.main import app as cli
 from permanence.config import Settings
 from permanence.runtime import Runtime
-from projections.pool_contents import default_annual_probability, pool_contents
 from projections.tables import vintages as pv
+from risk.assessment import BufferMethod, evaluate, load_risk_tool
+from risk.pool_contents import default_annual_probability, pool_contents
 
 EXAMPLE = Path(__file__).parent / "fixtures" / "assessment-example.toml"
 PROFILES = Path(__file__).resolve().parents[1] / "src" / "ledger" / "profiles"

@@ -7,7 +7,7 @@ from datetime import date
 
 from typer.testing import CliRunner, Result
 
-from permanence.cli import app
+from permanence.cli.main import app
 from permanence.runtime import Runtime
 
 

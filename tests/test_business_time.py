@@ -18,9 +18,9 @@ from typer.testing import CliRunner, Result
 
 from ledger.errors import ProfileRejected
 from ledger.profiles import parse_profile
-from permanence.cli import app as cli
+from permanence.cli.main import app as cli
 from permanence.config import Settings
-from permanence.http import create_app
+from permanence.http.app import create_app
 from permanence.runtime import Runtime
 from tests.test_http import running
 

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from ledger import events as ev
-from permanence.cli import app
+from permanence.cli.main import app
 from permanence.runtime import Runtime
 from projections.cadt import ISSUANCE_FIELDS, PROJECT_FIELDS, UNIT_FIELDS, neutralise
 from projections.consistency import parse_serial_range

@@ -28,7 +28,7 @@ from sqlalchemy import create_engine, text
 from ledger.calendar import add_years
 from ledger.events import MonitoringLapsed
 from permanence.config import Settings, parse_store
-from permanence.http import create_app
+from permanence.http.app import create_app
 from permanence.runtime import Runtime
 from scheduler.clock import FixedClock
 from scheduler.daemon import Daemon, DaemonOptions, JsonLines

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from permanence.cli import app
+from permanence.cli.main import app
 from permanence.config import Settings
 from permanence.runtime import Runtime
 from projections.export import (

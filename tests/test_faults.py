@@ -38,9 +38,9 @@ import pytest
 from sqlalchemy import select
 
 from ledger.application import vintage_id_for
-from permanence import auth
+from permanence import tokens as auth
 from permanence.config import Settings
-from permanence.importers import PARSERS, IssuanceRecord
+from permanence.imports import PARSERS, IssuanceRecord
 from permanence.runtime import Runtime, open_runtime
 from projections.tables import PROJECTION_TABLES
 from tests.conftest import FIXTURES, PG_BASE
@@ -414,7 +414,7 @@ def test_locked_sqlite_is_a_one_line_error_and_writes_nothing(sqlite_url: str) -
 def test_locked_sqlite_over_http_is_503_and_writes_nothing(sqlite_url: str) -> None:
     from fastapi.testclient import TestClient
 
-    from permanence.http import create_app
+    from permanence.http.app import create_app
 
     app = create_app(Settings(db=sqlite_url, lock_timeout_seconds=1))
     with TestClient(app) as client:

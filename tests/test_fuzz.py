@@ -30,10 +30,11 @@ from hypothesis.errors import Unsatisfiable
 from sqlalchemy import func, select
 
 from ledger.classification import CAUSES
-from permanence import auth, http_stress
+from permanence import tokens as auth
 from permanence.config import Settings
-from permanence.http import create_app
-from permanence.importers import (
+from permanence.http import stress as http_stress
+from permanence.http.app import create_app
+from permanence.imports import (
     PARSERS,
     BufferRetirementRecord,
     ImportFormatError,
@@ -46,7 +47,7 @@ from permanence.importers import (
     SurrenderRecord,
     count_rows,
 )
-from permanence.importers.records import CreditRecord
+from permanence.imports.records import CreditRecord
 from permanence.runtime import Runtime
 from projections.tables import vintages as proj_vintages
 from tests.conftest import FIXTURES

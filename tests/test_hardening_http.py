@@ -22,9 +22,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from permanence import auth, http_stress
+from permanence import tokens as auth
 from permanence.config import Settings
-from permanence.http import create_app
+from permanence.http import stress as http_stress
+from permanence.http.app import create_app
 from permanence.runtime import Runtime
 from tests.test_http import running
 

@@ -32,7 +32,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from permanence.config import Settings
-from permanence.http import create_app
+from permanence.http.app import create_app
 from permanence.runtime import Runtime, open_runtime
 
 pytestmark = pytest.mark.slow

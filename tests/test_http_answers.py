@@ -29,10 +29,10 @@ from typing import Any
 import httpx
 import pytest
 
-from permanence import auth
-from permanence.answers import AnswerCache
+from permanence import tokens as auth
 from permanence.config import Settings
-from permanence.http import create_app
+from permanence.http.answers import AnswerCache
+from permanence.http.app import create_app
 from permanence.runtime import Runtime
 from projections import queries
 from tests.test_http import build_ledger, get, running

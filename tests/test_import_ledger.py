@@ -24,10 +24,10 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from ledger.application import vintage_id_for
-from permanence.cli import app
+from permanence.cli.main import app
 from permanence.config import Settings
-from permanence.importers import IssuanceRecord, acr, parse
-from permanence.importers.loader import (
+from permanence.imports import IssuanceRecord, acr, parse
+from permanence.imports.loader import (
     ImportSummary,
     import_file,
     reversal_cause,

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from permanence.importers import (
+from permanence.imports import (
     PARSERS,
     PROGRAMS,
     BufferRetirementRecord,
@@ -40,8 +40,8 @@ from permanence.importers import (
     parse,
     verra,
 )
-from permanence.importers.carb import reversal_letters
-from permanence.importers.cells import whole_number
+from permanence.imports.carb import reversal_letters
+from permanence.imports.cells import whole_number
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "imports"
 SHARED = Path(__file__).resolve().parents[2] / "shared"

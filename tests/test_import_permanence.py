@@ -14,9 +14,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from permanence.cli import app
-from permanence.importers import IssuanceRecord
-from permanence.importers.loader import Loader, PreparedFile, import_file
+from permanence.cli.main import app
+from permanence.imports import IssuanceRecord
+from permanence.imports.loader import Loader, PreparedFile, import_file
 from permanence.runtime import Runtime
 from projections.consistency import serial_findings, serial_ranges
 from projections.queries import Filters, buffer, liabilities

@@ -22,9 +22,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from permanence.cli import app as cli_app
+from permanence.cli.main import app as cli_app
 from permanence.config import Settings
-from permanence.http import create_app
+from permanence.http.app import create_app
 from permanence.runtime import Runtime
 from projections.listings import VintageFilters, list_pools, list_projects, list_vintages
 from tests.test_http import running

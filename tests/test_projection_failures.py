@@ -13,9 +13,9 @@ from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner, Result
 
 from ledger import events as ev
-from permanence.cli import app as cli
+from permanence.cli.main import app as cli
 from permanence.config import Settings
-from permanence.http import create_app
+from permanence.http.app import create_app
 from permanence.runtime import Runtime
 from projections.projector import Projector
 from projections.queries import liabilities

@@ -15,11 +15,11 @@ import pytest
 
 import projections.projector as projector_module
 from ledger.application import LedgerApp
-from ledger.assessment_service import record_stress_test
 from permanence.config import Settings
 from permanence.runtime import Runtime
 from projections.first_pass import Worker, WorkerFailed
 from projections.queries import buffer, liabilities
+from risk.service import record_stress_test
 from tests.test_scenarios import _table_rows
 
 WORKER = textwrap.dedent(

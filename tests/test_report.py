@@ -24,7 +24,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from permanence.cli import app as cli
+from permanence.cli.main import app as cli
 from permanence.runtime import Runtime
 from projections.report import balance_points, write_report, write_report_files
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.risk import (
+from risk.assessment import (
     Assessment,
     BufferMethod,
     RiskAssessmentRejected,

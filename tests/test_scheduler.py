@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from ledger.events import MonitoringLapsed, PeriodEnded, ProponentDefaulted
-from permanence.cli import app as cli
-from permanence.commands.scheduling import simulate
+from permanence.cli.main import app as cli
+from permanence.cli.scheduling import simulate
 from permanence.config import Settings, parse_store
 from permanence.runtime import Runtime
 from projections.queries import liabilities

@@ -27,9 +27,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from permanence import auth
+from permanence import tokens as auth
 from permanence.config import Settings
-from permanence.http import create_app
+from permanence.http import access
+from permanence.http.app import create_app
 from permanence.runtime import Runtime
 from tests.conftest import FIXTURES
 from tests.test_faults import write_acr_file
@@ -396,7 +397,7 @@ def test_malformed_bodies_are_422_naming_the_field(api: Api) -> None:
 def test_bodies_over_the_limit_are_413_and_write_nothing(api: Api) -> None:
     reg = api.as_("registry")
     before = api.events()
-    padded = json.dumps({**ISSUE, "pad": "x" * (auth.MAX_BODY + 1)}).encode()
+    padded = json.dumps({**ISSUE, "pad": "x" * (access.MAX_BODY + 1)}).encode()
     declared = api.client.post("/vintages", headers={**reg, "content-type": "application/json"},
                                content=padded)
     assert declared.status_code == 413
@@ -404,7 +405,7 @@ def test_bodies_over_the_limit_are_413_and_write_nothing(api: Api) -> None:
     streamed = api.client.post("/vintages", headers={**reg, "content-type": "application/json"},
                                content=chunks)  # no Content-Length: counted as it arrives
     assert streamed.status_code == 413
-    big_csv = (b"x" * 1_048_576 for _ in range(auth.MAX_IMPORT_BODY // 1_048_576 + 1))
+    big_csv = (b"x" * 1_048_576 for _ in range(access.MAX_IMPORT_BODY // 1_048_576 + 1))
     too_big = api.client.post("/imports/acr", headers=reg, content=big_csv)
     assert too_big.status_code == 413
     assert api.events() == before
@@ -414,7 +415,7 @@ def test_import_endpoint_loads_a_large_export_once(api: Api, tmp_path: Path) -> 
     reg = api.as_("registry")
     ids = write_acr_file(tmp_path / "acr.csv", 6_000)
     body = (tmp_path / "acr.csv").read_bytes()
-    assert len(body) > auth.MAX_BODY  # over the JSON limit, within the import limit
+    assert len(body) > access.MAX_BODY  # over the JSON limit, within the import limit
     first = api.client.post("/imports/acr", headers={**reg, "content-type": "text/csv"},
                             params={"filename": "acr.csv", "batch": 1_000}, content=body)
     assert first.status_code == 200, first.text

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from projections.stress import (
+from risk.engine import (
     MODELS,
     CatastropheParams,
     HistoricalLoss,

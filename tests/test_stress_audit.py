@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from ledger.assessment_service import latest_stress_summary, record_stress_test
 from ledger.errors import UnknownVintage
-from ledger.stress_record import stress_test_id
 from permanence.runtime import Runtime
 from projections.consistency import check
 from projections.export import verify_export, write_export
 from projections.queries import buffer, pools
 from projections.report import write_report_files
+from risk.record import stress_test_id
+from risk.service import latest_stress_summary, record_stress_test
 
 
 def test_stress_run_is_exported_verified_and_reported(runtime: Runtime, tmp_path: Path) -> None:

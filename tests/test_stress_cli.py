@@ -22,16 +22,16 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from ledger.assessment_service import latest_stress_summary, latest_stress_tests
 from ledger.errors import InvalidCommand
-from ledger.stress_record import StressTest, StressTestRun, stress_test_id
-from permanence.auth import create_token
-from permanence.cli import app as cli
+from permanence.cli.main import app as cli
 from permanence.config import Settings
-from permanence.http import create_app
+from permanence.http.app import create_app
 from permanence.runtime import Runtime
+from permanence.tokens import create_token
 from projections import queries
 from projections.report import write_report_files
+from risk.record import StressTest, StressTestRun, stress_test_id
+from risk.service import latest_stress_summary, latest_stress_tests
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

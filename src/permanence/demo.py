@@ -121,7 +121,7 @@ def main() -> None:
 
 
 def _has_command(name: str) -> bool:
-    from permanence.cli import app
+    from permanence.cli.main import app
 
     return any(c.name == name for c in app.registered_commands)
 

@@ -70,8 +70,8 @@ from ledger.errors import LedgerError
 from ledger.events import Issued, VintageEvent
 from ledger.mapper import decode_state
 from ledger.profiles import Rules
-from ledger.stress_record import StressTestRun
 from ledger.vintage import Vintage
+from risk.record import StressTestRun
 
 FORMAT = "permanence-export/1"
 GENESIS = "0" * 64

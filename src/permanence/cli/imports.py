@@ -16,9 +16,9 @@ from typing import Any
 
 import typer
 
-from permanence.cli import JSON, app, emit, guarded, runtime
-from permanence.importers import PARSERS
-from permanence.importers.loader import BATCH, ImportSummary, load, prepare, save_rejects
+from permanence.cli.app import JSON, app, emit, guarded, runtime
+from permanence.imports import PARSERS
+from permanence.imports.loader import BATCH, ImportSummary, load, prepare, save_rejects
 from permanence.parsing import UsageError
 
 #: Files shorter than this import too fast for a progress bar to be worth drawing.

@@ -30,12 +30,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from ledger.assessment_service import latest_stress_tests, record_stress_test
 from ledger.limits import EARLIEST, LATEST, MAX_TONNES
 from permanence.parsing import UsageError, to_date, to_timestamp
 from permanence.runtime import Runtime
 from projections import queries
-from projections.pool_contents import (
+from risk.engine import CatastropheParams, StressTestRejected
+from risk.pool_contents import (
     ContentsOptions,
     StressOutcome,
     StressSpec,
@@ -43,7 +43,7 @@ from projections.pool_contents import (
     parse_allocations,
     run_stress_test,
 )
-from projections.stress import CatastropheParams, StressTestRejected
+from risk.service import latest_stress_tests, record_stress_test
 
 T = TypeVar("T")
 
@@ -72,8 +72,8 @@ router = APIRouter(tags=["stress"])
 
 
 def _fresh_runtime(request: Request) -> Runtime:
-    """The API's runtime, caught up (imported late: ``permanence.http`` imports this module)."""
-    from permanence.http import fresh_runtime
+    """The API's runtime, caught up (imported late: ``permanence.http.app`` imports this module)."""
+    from permanence.http.app import fresh_runtime
 
     return fresh_runtime(request)
 

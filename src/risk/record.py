@@ -20,7 +20,7 @@ from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import BaseAggregate, CanInitAggregate, CanMutateAggregate
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import get_topic, register_topic
 
 from ledger.calendar import add_years
 from ledger.errors import InvalidCommand
@@ -183,3 +183,8 @@ def json_ready(value: Any, where: str) -> Any:
 
 
 __all__ = ["StressTest", "StressTestRun", "json_ready", "run_summary", "stress_test_id"]
+
+
+# Records made before the risk package existed name their classes by the old module.
+register_topic("ledger.stress_record:StressTestRun", StressTestRun)
+register_topic("ledger.stress_record:StressTest", StressTest)

@@ -85,7 +85,7 @@ class ReversalRecord:
     """A reversal stated by the source (CARB ``Intentional``/``Unintentional Reversal``).
 
     ``quantity`` is positive although the file writes it negative. ``source_key`` is the
-    reversal's own key (see :mod:`permanence.importers.carb`), the one that
+    reversal's own key (see :mod:`permanence.imports.carb`), the one that
     :class:`BufferRetirementRecord.for_reversal` refers to. ``comment`` is the row's free text
     verbatim (None when empty): the only place the table may name a cause.
     """

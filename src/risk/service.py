@@ -19,7 +19,8 @@ from ledger.application import LedgerApp, retry_on_conflict
 from ledger.calendar import add_years
 from ledger.errors import InvalidCommand, UnknownVintage
 from ledger.profiles import ProgramProfile
-from ledger.risk import (
+from ledger.vintage import Vintage
+from risk.assessment import (
     BufferMethod,
     RiskAssessmentRejected,
     RiskResult,
@@ -27,8 +28,7 @@ from ledger.risk import (
     load_risk_tool,
     parse_assessment,
 )
-from ledger.stress_record import StressTest, StressTestRun, run_summary, stress_test_id
-from ledger.vintage import Vintage
+from risk.record import StressTest, StressTestRun, run_summary, stress_test_id
 
 # --------------------------------------------------------------------------- risk assessment
 

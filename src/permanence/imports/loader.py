@@ -280,7 +280,7 @@ def prepare(fmt: str, path: Path) -> PreparedFile:
     """Check the whole file first, so that a wrong or unreadable file writes nothing.
 
     ``ValueError`` for an unknown format, ``FileNotFoundError``, or
-    :class:`~permanence.importers.ImportFormatError` for undecodable bytes anywhere or missing
+    :class:`~permanence.imports.ImportFormatError` for undecodable bytes anywhere or missing
     columns.
     """
     if fmt not in PARSERS:

@@ -15,11 +15,11 @@ from typing import Any
 
 import typer
 
-from ledger.assessment_service import RecordedStressTests
-from permanence.cli import AS_OF, JSON, app, emit, guarded, runtime, settings, today
+from permanence.cli.app import AS_OF, JSON, app, emit, guarded, runtime, settings, today
 from permanence.config import Settings
 from permanence.parsing import UsageError, to_date
 from permanence.runtime import Runtime
+from risk.service import RecordedStressTests
 from scheduler import reminders as reminder_store
 from scheduler.reminders import DEFAULT_HORIZON_DAYS, KINDS
 from scheduler.simulate import Step, what_if
@@ -210,7 +210,7 @@ def daemon_command(
             http_app = None
             lock = None
             if http:
-                from permanence.http import create_app
+                from permanence.http.app import create_app
 
                 http_app = create_app(s, rt)
                 lock = http_app.state.refresh_lock

@@ -19,7 +19,7 @@ Serial numbers come in two shapes:
   registry numbers CERs in, so overlaps between CER blocks of any project can be detected.
 
 ``source_key`` = the ``Serial Number`` with its spaces normalised (see
-:func:`~permanence.importers.cells.serial_range`): one issuance block, stable.
+:func:`~permanence.imports.cells.serial_range`): one issuance block, stable.
 """
 
 from __future__ import annotations

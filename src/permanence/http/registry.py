@@ -1,6 +1,6 @@
 """The registries' write API: the ledger's commands over HTTP, each recorded by its token.
 
-Every endpoint needs a ``registry`` token (see :mod:`permanence.auth`), even while reads
+Every endpoint needs a ``registry`` token (see :mod:`permanence.http.access`), even while reads
 are open, and runs its command as ``token:NAME``, so the vintage's audit trail
 (``/vintages/{id}/history``) says which token recorded each event.
 
@@ -44,7 +44,7 @@ from sqlalchemy.exc import OperationalError as ReadModelUnavailable
 
 from ledger.classification import CAUSES
 from ledger.limits import EARLIEST, LATEST, MAX_TONNES
-from permanence.auth import Principal, principal_of
+from permanence.http.access import Principal, principal_of
 from permanence.runtime import Runtime
 
 T = TypeVar("T")
@@ -354,8 +354,8 @@ async def post_import(
     ``rejects`` with their line and reason.
     """
     try:
-        from permanence.importers import PARSERS, ImportFormatError
-        from permanence.importers.loader import import_file
+        from permanence.imports import PARSERS, ImportFormatError
+        from permanence.imports.loader import import_file
     except ImportError as e:  # pragma: no cover - the loader is part of the package
         raise HTTPException(status_code=501, detail=f"imports are unavailable: {e}") from None
     if fmt not in PARSERS:

@@ -5,7 +5,7 @@ Pool`` + ``Credits Transferred to Buffer Pool`` (the vintage's whole buffer cont
 projects contribute either by issuance into the pool or by transferring credits to it, and both
 stand behind the pool); ``buffer_transferred`` = the transferred part; ``total`` = ``Total
 Credits Issued``, checked against project + *issued* to the buffer only, because the transfer is
-not part of what was issued (see :class:`~permanence.importers.records.IssuanceRecord`).
+not part of what was issued (see :class:`~permanence.imports.records.IssuanceRecord`).
 ``issued_on`` is the GMT date of ``Date Issued (GMT)``.
 
 ``source_key`` = ``<Project ID>|<Vintage>|<Date Issued, ISO date-time>|<ReportingPeriodBegin>/

@@ -11,7 +11,7 @@ Guarantees:
 
 - **Never older than observed.** An answer is found only under the exact position the
   caller asks with, and the caller asks with the position its read observed (see
-  ``permanence.http.Freshness``), so a cached answer never predates what the read saw.
+  ``permanence.http.app.Freshness``), so a cached answer never predates what the read saw.
   When a newer position is stored, answers of older positions are dropped: no new request
   can ask for them any more.
 - **Bounded.** At most ``max_entries`` answers and ``max_bytes`` of them, least recently

@@ -4,14 +4,14 @@ One :class:`Runtime` per app, opened in the lifespan and closed at shutdown. Rou
 through :func:`get_runtime`, one router per area, so write endpoints and token auth can be
 added later as new routers or router dependencies without touching the reads.
 
-Access: each router is included with a token guard (:data:`ACCESS`, :mod:`permanence.auth`);
+Access: each router is included with a token guard (:data:`ACCESS`, :mod:`permanence.http.access`);
 once the database holds an active API token, every route but ``/healthz`` needs one. Request
-bodies are size-limited (413) by :class:`permanence.auth.RequestLimits`. The registries'
-write endpoints (:mod:`permanence.http_write`) always need a ``registry`` token.
+bodies are size-limited (413) by :class:`permanence.http.access.RequestLimits`. The registries'
+write endpoints (:mod:`permanence.http.registry`) always need a ``registry`` token.
 
 Freshness and answers: a read never shows figures older than the events recorded before it
 arrived (:class:`Freshness`), and the trustee endpoints keep their serialised answers per
-question and read-model position (:class:`permanence.answers.AnswerCache`), so a dashboard
+question and read-model position (:class:`permanence.http.answers.AnswerCache`), so a dashboard
 asking the same questions again costs one small query of the event log's head.
 
 Errors follow the CLI: malformed input is 422 and the message names the field; an unknown
@@ -34,11 +34,12 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from ledger.errors import LedgerError, UnknownProgram, UnknownReversal, UnknownVintage
-from permanence import auth
-from permanence.answers import AnswerCache, Question
+from permanence import tokens
 from permanence.config import ConfigError, Settings, parse_store
-from permanence.http_stress import router as stress_router
-from permanence.http_write import router as write_router
+from permanence.http import access as acl
+from permanence.http.answers import AnswerCache, Question
+from permanence.http.registry import router as write_router
+from permanence.http.stress import router as stress_router
 from permanence.parsing import UsageError, to_date, to_timestamp
 from permanence.runtime import Runtime
 from projections import listings, queries
@@ -440,22 +441,22 @@ def get_health(request: Request, rt: RuntimeDep) -> JSONResponse:
 ROUTERS: tuple[APIRouter, ...] = (trustee, ledger, reference, operations, stress_router)
 
 WRITE_ROUTERS: tuple[APIRouter, ...] = (write_router,)
-"""The registries' write endpoints (:mod:`permanence.http_write`)."""
+"""The registries' write endpoints (:mod:`permanence.http.registry`)."""
 
-ACCESS: tuple[tuple[APIRouter, auth.Access], ...] = (
-    (trustee, auth.TRUSTEE),
-    (ledger, auth.DETAIL),
-    (reference, auth.TRUSTEE),
-    (operations, auth.OPEN),
-    (stress_router, auth.STRESS),
-    (write_router, auth.WRITE),
+ACCESS: tuple[tuple[APIRouter, acl.Access], ...] = (
+    (trustee, acl.TRUSTEE),
+    (ledger, acl.DETAIL),
+    (reference, acl.TRUSTEE),
+    (operations, acl.OPEN),
+    (stress_router, acl.STRESS),
+    (write_router, acl.WRITE),
 )
 """Which token roles may call each router once auth is enforced (docs/security.md); a
-router not listed here gets :data:`permanence.auth.DEFAULT` (registry and verifier read)."""
+router not listed here gets :data:`permanence.http.access.DEFAULT` (registry and verifier read)."""
 
 
-def access_for(router: APIRouter) -> auth.Access:
-    return next((access for r, access in ACCESS if r is router), auth.DEFAULT)
+def access_for(router: APIRouter) -> acl.Access:
+    return next((access for r, access in ACCESS if r is router), acl.DEFAULT)
 
 # ---------------------------------------------------------------------- the app
 
@@ -477,7 +478,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, *,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime if runtime is not None else Runtime(settings)
         app.state.runtime = rt
-        app.state.tokens = auth.TokenStore(rt.engine, auth.require_auth_setting(settings))
+        app.state.tokens = tokens.TokenStore(rt.engine, tokens.require_auth_setting(settings))
         app.state.freshness = Freshness(rt, app.state.refresh_lock, on_regress=cache.clear)
         try:
             yield
@@ -497,8 +498,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None, *,
     app.state.answers = cache
     for router in (*ROUTERS, *WRITE_ROUTERS):
         app.include_router(router, dependencies=[
-            Depends(known_query_only), *auth.dependencies_for(access_for(router))])
-    app.add_middleware(auth.RequestLimits)
+            Depends(known_query_only), *acl.dependencies_for(access_for(router))])
+    app.add_middleware(acl.RequestLimits)
     app.add_exception_handler(UsageError, _usage_error)
     app.add_exception_handler(ConfigError, _usage_error)
     app.add_exception_handler(LedgerError, _ledger_error)

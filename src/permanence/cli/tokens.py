@@ -14,8 +14,8 @@ from typing import Any
 import typer
 from sqlalchemy import Engine
 
-from permanence import auth
-from permanence.cli import JSON, app, emit, fail, guarded, settings
+from permanence import tokens as auth
+from permanence.cli.app import JSON, app, emit, fail, guarded, settings
 from permanence.config import parse_store
 from permanence.runtime import make_engine
 

@@ -1,6 +1,6 @@
 """Project-level risk assessment (ICVCM CIWP recommendation 4), as pure domain code.
 
-A *risk tool* is data (``ledger/risk_tools/<name>.json``): its categories, whether each is a
+A *risk tool* is data (``risk/risk_tools/<name>.json``): its categories, whether each is a
 natural hazard with a climate trend, and how a score maps to a reversal probability. An
 *assessment* scores every category of one tool version from named, typed data sources; a
 :class:`BufferMethod` turns it into a buffer rate (flat, additive as in the Verra NPRT, or
@@ -135,10 +135,10 @@ class RiskTool(_Frozen):
 
 
 def load_risk_tool(name: str = "permanence-risk-tool") -> RiskTool:
-    """Load a packaged risk tool by name (``ledger/risk_tools/<name>.json``)."""
+    """Load a packaged risk tool by name (``risk/risk_tools/<name>.json``)."""
     if not _TOOL_NAME.match(name):
         raise RiskAssessmentRejected(f"tool: {name!r} is not a valid risk tool name")
-    resource = resources.files("ledger") / "risk_tools" / f"{name}.json"
+    resource = resources.files("risk") / "risk_tools" / f"{name}.json"
     if not resource.is_file():
         raise RiskAssessmentRejected(f"tool: no risk tool named {name!r}")
     return risk_tool_from_dict(json.loads(resource.read_text(encoding="utf-8")))

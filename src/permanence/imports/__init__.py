@@ -1,10 +1,10 @@
 """Parsers for registries' public export formats: pure functions from a CSV file to records.
 
 Each format module exposes ``FORMAT`` and ``parse(path)``, which streams
-:mod:`~permanence.importers.records` (``IssuanceRecord``, ..., ``Rejected``, ``Skipped``) in file
+:mod:`~permanence.imports.records` (``IssuanceRecord``, ..., ``Rejected``, ``Skipped``) in file
 order without touching the ledger, so an importer can show progress (:func:`count_rows`), count
 duplicates and rejections, and decide what to send to the ledger. That importer is
-:mod:`permanence.importers.loader` (``permanence import``), kept out of this package's namespace
+:mod:`permanence.imports.loader` (``permanence import``), kept out of this package's namespace
 so that the parsers import nothing from the ledger.
 """
 

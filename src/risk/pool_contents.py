@@ -1,6 +1,6 @@
 """What a pool holds and insures as of a date, for the stress tester (domain.md section 6).
 
-:func:`pool_contents` builds :class:`projections.stress.PoolContents` from the read models:
+:func:`pool_contents` builds :class:`risk.engine.PoolContents` from the read models:
 
 - **exposure** per project: the project's exposure borne by the pool as of the date (its
   vintages' baselines plus recorded deltas; ``queries.liabilities`` grouped by project).
@@ -45,9 +45,10 @@ from ledger.application import LedgerApp
 from ledger.errors import InvalidCommand, LedgerError
 from ledger.profiles import ProfileCatalog
 from ledger.replay import replay
-from ledger.risk import load_risk_tool
 from projections import queries
-from projections.stress import (
+from projections.tables import deltas, vintages
+from risk.assessment import load_risk_tool
+from risk.engine import (
     DEFAULT_LEVEL,
     MODELS,
     CatastropheParams,
@@ -60,7 +61,6 @@ from projections.stress import (
     simulate,
     simulate_stylised,
 )
-from projections.tables import deltas, vintages
 
 ProbabilitySource = Literal["assessed", "profile default"]
 REGION_BY: tuple[str, ...] = ("program", "project")

@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from permanence.cli import JSON, app, emit, guarded, runtime
+from permanence.cli.app import JSON, app, emit, guarded, runtime
 from permanence.parsing import UsageError, to_date
 
 SHORT_ID = 8

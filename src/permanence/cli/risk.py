@@ -19,7 +19,7 @@ from typing import Any
 
 import typer
 
-from permanence.cli import (
+from permanence.cli.app import (
     AS_OF,
     JSON,
     KNOWN_AT,
@@ -32,7 +32,7 @@ from permanence.cli import (
     today,
 )
 from permanence.parsing import to_timestamp
-from projections.stress import StressTestRejected
+from risk.engine import StressTestRejected
 
 ASSESSMENT_FILE = typer.Option(..., "--file", help="Assessment TOML (see tests/fixtures).")
 LEVELS = typer.Option(None, "--level", help="VaR/ES level (repeatable; default 0.995).")
@@ -52,7 +52,7 @@ def assess(
     as_json: bool = JSON,
 ) -> None:
     """Evaluate a project risk assessment and record it on the project's vintages."""
-    from ledger.assessment_service import assess_project_document
+    from risk.service import assess_project_document
 
     def body() -> None:
         document = read_assessment(file)
@@ -144,15 +144,15 @@ def stress_test(
     as_json: bool = JSON,
 ) -> None:
     """Stress-test a pool (or the stylised pool); the run is recorded on the pool."""
-    from ledger.assessment_service import record_stress_test
-    from projections.pool_contents import (
+    from risk.engine import CatastropheParams, plot_result
+    from risk.pool_contents import (
         ContentsOptions,
         StressSpec,
         only_pool,
         parse_allocations,
         run_stress_test,
     )
-    from projections.stress import CatastropheParams, plot_result
+    from risk.service import record_stress_test
 
     def body() -> None:
         try:
@@ -216,7 +216,7 @@ def stress_tests(
     as_json: bool = JSON,
 ) -> None:
     """List a pool's recorded stress-test runs, newest first."""
-    from ledger.assessment_service import latest_stress_tests
+    from risk.service import latest_stress_tests
 
     def body() -> None:
         if limit is not None and limit < 1:

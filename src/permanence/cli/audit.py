@@ -16,19 +16,17 @@ from sqlalchemy import select
 
 from ledger.errors import UnknownVintage
 from ledger.replay import replay
-from permanence.cli import (
+from permanence.cli.app import (
     AS_OF,
     JSON,
     KNOWN_AT,
-    UsageError,
-    _history_text,
     app,
     emit,
     guarded,
     runtime,
-    to_date,
-    to_timestamp,
 )
+from permanence.cli.queries import history_text
+from permanence.parsing import UsageError, to_date, to_timestamp
 from permanence.runtime import Runtime
 from projections.tables import vintages as pv
 
@@ -73,7 +71,7 @@ def audit_trail(
 def _audit_text(data: dict[str, Any]) -> str:
     scope = f"project {data['project']}" if data["project"] is not None else f"program {data['program']}"
     title = f"audit of {scope}: {len(data['vintages'])} vintage(s)"
-    return "\n".join([title, *(_history_text(v) for v in data["vintages"])])
+    return "\n".join([title, *(history_text(v) for v in data["vintages"])])
 
 
 @app.command()

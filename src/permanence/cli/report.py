@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from permanence.cli import AS_OF, JSON, KNOWN_AT, app, emit, guarded, runtime, today
+from permanence.cli.app import AS_OF, JSON, KNOWN_AT, app, emit, guarded, runtime, today
 from permanence.parsing import UsageError, to_date, to_timestamp
 
 OUT = typer.Option(..., "--out", help="Folder to write index.html and its charts to.")
@@ -20,9 +20,9 @@ def report(
     as_json: bool = JSON,
 ) -> None:
     """Write the trustee report (index.html + charts); prints the page's path."""
-    from ledger.assessment_service import latest_stress_summary
     from projections.queries import pools
     from projections.report import write_report_files
+    from risk.service import latest_stress_summary
 
     def body() -> None:
         if out.exists() and not out.is_dir():

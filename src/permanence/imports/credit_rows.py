@@ -4,7 +4,7 @@ cancelled, read the same way for both registries.
 Why one reader: both registries publish the same facts (project, vintage, serial block,
 quantity, effective date, who or why) under slightly different column names, and their older
 exports differ again (two-digit-year dates). Each format is a :class:`CreditFormat` naming its
-columns; rows become :class:`~permanence.importers.records.CreditRecord`.
+columns; rows become :class:`~permanence.imports.records.CreditRecord`.
 
 Checks per row: the quantity must equal the serial block's size when the block is stated as
 ``<first> to <last>`` (a disagreement rejects the row: which figure is right cannot be known),

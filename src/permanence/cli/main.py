@@ -1,0 +1,34 @@
+"""The console script: the Typer app with every command group, imported explicitly."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+# isort: off
+# Importing a command module registers its commands; this order is the order of `--help`.
+from permanence.cli import writes, queries, maintenance  # noqa: F401
+from permanence.cli import report, audit, scheduling, risk, imports, tokens  # noqa: F401
+from permanence.cli import listings  # noqa: F401
+# isort: on
+from permanence.cli.app import app
+from permanence.config import ConfigError
+from permanence.parsing import UsageError, check_arguments
+
+
+def main() -> None:
+    """Console-script entry point.
+
+    Files and folders the ledger creates are its owner's only (umask 077: the SQLite file
+    and its -wal/-shm, exports, reports); an argument carrying a control character or a
+    terminal escape is refused before any command runs.
+    """
+    os.umask(0o077)
+    try:
+        check_arguments(sys.argv[1:])
+        app()
+    except (ConfigError, UsageError) as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
