@@ -15,11 +15,15 @@ class InvalidCommand(LedgerError):
     """The command's values break a rule (quantity, date, state)."""
 
 
-class UnknownProgram(LedgerError):
+class NotFound(LedgerError):
+    """Something named does not exist (a vintage, program, reversal, pool): 404 over HTTP."""
+
+
+class UnknownProgram(NotFound):
     """No program profile has the given name."""
 
 
-class UnknownVintage(LedgerError):
+class UnknownVintage(NotFound):
     """No vintage has the given identifier."""
 
 
@@ -28,7 +32,7 @@ class AmbiguousVintage(LedgerError):
     user can give a longer prefix (a bad request rather than an unknown vintage)."""
 
 
-class UnknownReversal(LedgerError):
+class UnknownReversal(NotFound):
     """The vintage has no reversal with the given identifier."""
 
 
