@@ -53,8 +53,9 @@ def event_count(db: str) -> int:
 
 
 def exhaustion_probability(pool: int, loss: int, p: float, years: int) -> float:
-    """P(at least ceil(N/L) events in T years), events ~ Binomial(T, p): worked independently."""
-    needed = math.ceil(pool / loss)
+    """P(K * L > N) for K ~ Binomial(T, p) events: exhausted means losing MORE than the pool,
+    so at least floor(N/L) + 1 events (worked independently of the engine)."""
+    needed = pool // loss + 1
     return math.fsum(math.comb(years, k) * p**k * (1 - p) ** (years - k)
                      for k in range(needed, years + 1))
 
@@ -62,7 +63,8 @@ def exhaustion_probability(pool: int, loss: int, p: float, years: int) -> float:
 # ---------------------------------------------------------------------- stylised pool
 
 STYLISED = [
-    # N credits, L per event, P per year, T years: 4 events exhaust the first, 10 the second
+    # N credits, L per event, P per year, T years: 4 events exhaust the first, 11 the second
+    # (10 events lose exactly the 1,000 credits held: that is not exhaustion)
     (100, 30, 0.10, 30),
     (1_000, 100, 0.08, 100),
 ]
@@ -89,9 +91,17 @@ def test_stylised_pool_matches_the_binomial_closed_form(
     half_error = math.sqrt(max(exact_half * (1 - exact_half), 1e-12) / scenarios)
     assert abs(data["p_exhausted_by_year"][half - 1] - exact_half) <= 4 * half_error + 1e-12
     assert len(data["p_exhausted_by_year"]) == years
-    assert data["expected_loss"] == pytest.approx(years * p * loss, rel=0.05)
-    assert set(data["var"]) == set(data["expected_shortfall"]) == {"0.995"}
-    assert data["var"]["0.995"] <= data["expected_shortfall"]["0.995"]
+    assert data["horizon_expected_loss"] == pytest.approx(years * p * loss, rel=0.05)
+    assert set(data["horizon_loss_quantile"]) == set(data["horizon_expected_shortfall"]) == {
+        "0.995"}
+    assert data["horizon_loss_quantile"]["0.995"] <= data["horizon_expected_shortfall"]["0.995"]
+    # One year's loss is L with probability p (well above 0.5%), else 0: the worst year in
+    # 200 loses L, and so does every year in the worst 0.5%.
+    assert data["one_year_var"] == {"0.995": loss}
+    assert data["one_year_expected_shortfall"] == {"0.995": loss}
+    assert data["one_year_expected_loss"] == pytest.approx(p * loss, rel=0.1)
+    assert "strictly greater" in data["definitions"]["exhausted"]
+    assert "year 1" in data["definitions"]["one_year_var"]
     assert data["recorded"] is None
 
 
@@ -105,7 +115,7 @@ def test_same_seed_gives_identical_json() -> None:
     assert first.exit_code == second.exit_code == other.exit_code == 0
     assert first.stdout == second.stdout
     assert first.stdout != other.stdout
-    assert set(json.loads(first.stdout)["var"]) == {"0.9", "0.995"}
+    assert set(json.loads(first.stdout)["one_year_var"]) == {"0.9", "0.995"}
 
 
 # ---------------------------------------------------------------------- a pool run, recorded
@@ -160,7 +170,12 @@ def test_a_pool_run_is_recorded_listed_and_plotted(small_pool: str, tmp_path: Pa
     assert run["parameters"]["seed"] == 3 and run["parameters"]["scenarios"] == 2000
     assert run["parameters"]["catastrophe"]["annual_probability"] == 0.02
     assert run["results"]["p_exhausted"] == data["p_exhausted"]
-    assert run["results"]["var"] == data["var"]
+    for key in ("one_year_var", "one_year_expected_shortfall", "horizon_loss_quantile",
+                "horizon_expected_shortfall", "p_exhausted_by_year", "loss_histogram",
+                "definitions"):
+        assert run["results"][key] == data[key], key
+    assert len(run["results"]["p_exhausted_by_year"]) == 40
+    assert sum(run["results"]["loss_histogram"]["counts"]) == 2000
 
     # the projections still follow the log past the stress-test record
     rt = Runtime(Settings(db=db))
@@ -264,7 +279,7 @@ def test_california_backtest_on_the_ledger(sqlite_url: str) -> None:
     assert data["balance"] == 31_000_000 and data["total_loss"] == 5_680_000
     assert data["share_of_pool_consumed"] == pytest.approx(0.1832, abs=5e-4)  # about 18%
     assert data["first_year"] == 2015 and data["horizon"] == 7  # under ten years
-    assert data["exhausted_year"] is None
+    assert data["exhausted_year"] is None and data["exhausted_in"] is None
     assert data["losses_by_year"] == [310_000, 0, 140_000, 560_000, 0, 3_970_000, 700_000]
     assert data["recorded"] == "ST1"
     text = on_db(sqlite_url, "stress-test", "--pool", "carb-forest", "--as-of", "2022-12-31",
@@ -286,14 +301,12 @@ BAD = [
     (["--model", "stylised", "--pool-size", "100", "--event-loss", "10",
       "--annual-probability", "0.1", "--scenarios", "-5"], "scenarios"),
     (["--model", "stylised", "--pool-size", "100", "--annual-probability", "0.1"], "event-loss"),
-    (["--model", "lognormal"], "model"),
     (["--pool", "atlantis"], "no pool named 'atlantis'"),
     (["--pool", "icvcm-ccp", "--scenarios", "0"], "scenarios"),
     (["--pool", "icvcm-ccp", "--level", "1.5"], "level"),
     (["--pool", "icvcm-ccp", "--default-probability", "-0.1"], "default_probability"),
     (["--pool", "icvcm-ccp", "--model", "backtest", "--allocation", "wildfire"], "allocation"),
     (["--pool", "icvcm-ccp", "--as-of", "2028-02-30"], "as-of"),
-    (["--pool", "icvcm-ccp", "--region-by", "country"], "region_by"),
     (["--pool", "icvcm-ccp", "--plot", "/nonexistent-folder/ruin.png"], "plot"),
 ]
 
@@ -316,6 +329,25 @@ def test_bad_input_exits_2_with_one_line(
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], out.stderr
     assert event_count(sqlite_url) == before
+
+
+@pytest.mark.parametrize(("args", "choices"), [
+    (["--model", "lognormal"], ["independent", "catastrophe", "rising", "default", "combined",
+                                "backtest", "stylised"]),
+    (["--region-by", "country"], ["program", "project"]),
+])
+def test_choices_are_validated_and_listed_in_full(
+    sqlite_url: str, args: list[str], choices: list[str]
+) -> None:
+    out = on_db(sqlite_url, "stress-test", "--pool", "icvcm-ccp", *args)
+    assert out.exit_code == 2
+    assert args[0] in out.stderr and args[1] in out.stderr
+    assert all(choice in out.stderr for choice in choices)
+    shown = invoke("stress-test", "--help")
+    assert shown.exit_code == 0
+    text = " ".join(shown.stdout.replace("│", " ").split())
+    for choice in choices:
+        assert choice in text, choice
 
 
 def test_a_pool_with_no_exposure_on_the_date_is_rejected(sqlite_url: str) -> None:

@@ -166,3 +166,45 @@ def _metadata(fmt: str) -> dict[str, str | None]:
     if fmt == "svg":
         return {"Date": None, "Creator": None}
     return {"Software": None}
+
+
+# ====================================================================== stress-test charts
+# (maintained with risk/: the figures of a stress-test result, drawn from its plain JSON)
+
+
+def stress_test_chart(result: Mapping[str, Any], path: str | Path) -> Path:
+    """Ruin curve (P(exhausted) by year, years from 1) and the distribution of the horizon loss.
+
+    ``result`` is a stress-test result as published (``permanence stress-test --json``) or
+    recorded: it needs ``p_exhausted_by_year`` and ``loss_histogram``; the horizon loss
+    quantiles (``horizon_loss_quantile``) are marked when present.
+    """
+    fig = Figure(figsize=(11, 4), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    ruin, spread = fig.subplots(1, 2)
+    for ax in (ruin, spread):
+        ax.grid(axis="both", color="#dddddd", linewidth=0.6)
+        ax.set_axisbelow(True)
+    curve = [float(p) for p in result.get("p_exhausted_by_year", [])]
+    ruin.plot(range(1, len(curve) + 1), curve, color=EXPOSURE_COLOUR)
+    ruin.set(xlabel="year (from 1)", ylabel="P(loss exceeds the balance by year)", ylim=(0, 1))
+    ruin.set_title(plain_label(
+        f"{result.get('model', '')}: ruin probability ({int(result.get('scenarios', 0)):,} "
+        "scenarios)"))
+    ruin.xaxis.set_major_locator(MaxNLocator(integer=True))
+    histogram = result.get("loss_histogram") or {"edges": [0.0, 1.0], "counts": [0.0]}
+    edges = [float(e) for e in histogram["edges"]]
+    scenarios = max(1, int(result.get("scenarios", 1)))
+    shares = [float(c) / scenarios for c in histogram["counts"]]
+    widths = [edges[i + 1] - edges[i] for i in range(len(edges) - 1)]
+    spread.bar(edges[:-1], shares, width=widths, align="edge", color=BAR_COLOUR)
+    for key, value in (result.get("horizon_loss_quantile") or {}).items():
+        spread.axvline(float(value), color="black", linestyle="--",
+                       label=f"{float(key):.1%} quantile of the horizon loss")
+    horizon = result.get("horizon", "")
+    spread.set(xlabel=f"pool loss summed over {horizon} years (credits)",
+               ylabel="share of scenarios")
+    _tonnes_axis(spread, "x")
+    if spread.get_legend_handles_labels()[0]:
+        spread.legend(loc="upper right", fontsize=8)
+    return _save(fig, path)

@@ -48,6 +48,8 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from risk.errors import RiskAssessmentRejected
+
 SourceKind = Literal["peer_reviewed", "public_dataset", "proprietary", "expert_judgement"]
 MethodKind = Literal["flat", "additive", "multiplicative"]
 SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
@@ -55,10 +57,6 @@ REASSESSMENT_YEARS = (1, 5)
 """CIWP recommendation 4: reassess every 1 to 5 years."""
 
 _TOOL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-
-
-class RiskAssessmentRejected(ValueError):
-    """An assessment, tool or method breaks a rule; the message names the field and problem."""
 
 
 # --------------------------------------------------------------------------- the tool, as data

@@ -26,15 +26,15 @@
   and has not yet cancelled (``due`` to the pool): credits promised are not available.
 
 :func:`pool_losses` lists the pool's historical losses (for the backtest) from the
-vintages' own reversals, and :func:`run_stress_test` runs any model and shapes the output
-and the record for the faces.
+vintages' own reversals. Everything here reads the ledger's read models (and, for the
+assessed categories and the losses, the vintages' events); nothing is written.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -48,23 +48,11 @@ from ledger.replay import replay
 from projections import queries
 from projections.tables import deltas, vintages
 from risk.assessment import load_risk_tool
-from risk.engine import (
-    DEFAULT_LEVEL,
-    MODELS,
-    CatastropheParams,
-    HistoricalLoss,
-    PoolContents,
-    StressResult,
-    StressTestRejected,
-    backtest,
-    required_contribution_rate,
-    simulate,
-    simulate_stylised,
-)
+from risk.engine import PoolContents
+from risk.errors import StressTestRejected, UnknownPool
 
 ProbabilitySource = Literal["assessed", "profile default"]
 REGION_BY: tuple[str, ...] = ("program", "project")
-ALL_MODELS: tuple[str, ...] = (*MODELS, "backtest", "stylised")
 DEFAULT_BUFFER_RATE = 0.20
 """The ICVCM flat option: the rate assumed for a program whose profile states none."""
 REFERENCE_PERIOD_YEARS = 100
@@ -159,7 +147,7 @@ def pool_contents(
         _project_figures(project, amount, rows[project], catalog, opts, categories, regions)
         for project, amount in sorted(exposure.items())
     ]
-    balance = _balance(engine, pool, as_of, known_at)
+    balance = pool_balance(engine, pool, as_of, known_at)
     codes = {name: i for i, name in enumerate(sorted({f.region for f in figures}))}
     contents = PoolContents(
         buffer_balance=max(0, balance["available"]),
@@ -183,27 +171,20 @@ def only_pool(engine: Engine) -> str:
     return known[0]
 
 
-def parse_allocations(items: Sequence[str]) -> dict[str, int]:
-    """Backtest sub-allocations given as ``CAUSE=CREDITS`` text, e.g. ``wildfire=5950000``."""
-    out: dict[str, int] = {}
-    for item in items:
-        name, sep, amount = item.partition("=")
-        raw = amount.strip().replace("_", "")
-        if not sep or not name.strip() or not raw.isdigit() or int(raw) < 1:
-            raise StressTestRejected(
-                f"allocation: {item!r} is not CAUSE=CREDITS (a positive whole number)"
-            )
-        out[name.strip()] = int(raw)
-    return out
-
-
 def check_pool(engine: Engine, pool: str) -> None:
-    """Reject a pool the ledger does not know, naming the ones it does."""
+    """Reject a pool the ledger does not know (:class:`UnknownPool`), naming the ones it does."""
     known = queries.pools(engine)
     if pool not in known:
-        raise StressTestRejected(
+        raise UnknownPool(
             f"pool: no pool named {pool!r} (pools: {', '.join(known) or 'none yet'})"
         )
+
+
+def projects_bearing_exposure(
+    engine: Engine, pool: str, as_of: date, known_at: datetime | None = None
+) -> int:
+    """How many of the pool's projects bear exposure on the date (the engine's width)."""
+    return len(_exposure_by_project(engine, pool, as_of, known_at))
 
 
 def _exposure_by_project(
@@ -311,9 +292,10 @@ def assessed_categories(app: LedgerApp, engine: Engine, pool: str) -> dict[str, 
     return out
 
 
-def _balance(
+def pool_balance(
     engine: Engine, pool: str, as_of: date, known_at: datetime | None = None
 ) -> dict[str, int]:
+    """The buffer's figures as of the date, and what of it is available (not yet owed)."""
     figures = queries.buffer(engine, as_of, pool, known_at)
     owed = queries.liabilities(engine, as_of, queries.Filters(pool=pool), known_at)["due"].get(
         "pool", 0)
@@ -383,222 +365,18 @@ def pool_losses(
     return sorted(losses, key=lambda x: (x.on, x.vintage_id, x.reversal_id))
 
 
-# --------------------------------------------------------------------------- running
-
-
-@dataclass(frozen=True)
-class StressSpec:
-    """One stress-test request, as every face states it."""
-
-    model: str = "independent"
-    pool: str | None = None
-    as_of: date | None = None
-    scenarios: int = 10_000
-    horizon: int = 100
-    seed: int = 0
-    levels: tuple[float, ...] = (DEFAULT_LEVEL,)
-    target_ruin: float | None = None
-    options: ContentsOptions = field(default_factory=ContentsOptions)
-    catastrophe: CatastropheParams = field(default_factory=CatastropheParams)
-    allocations: Mapping[str, int] = field(default_factory=dict)
-    since: date | None = None
-    known_at: datetime | None = None
-    pool_size: int | None = None
-    event_loss: int | None = None
-    annual_probability: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.model not in ALL_MODELS:
-            raise StressTestRejected(f"model: {self.model!r} is not one of {', '.join(ALL_MODELS)}")
-        if self.scenarios < 1:
-            raise StressTestRejected(f"scenarios: {self.scenarios} must be at least 1")
-        if self.horizon < 1:
-            raise StressTestRejected(f"horizon: {self.horizon} must be at least 1 year")
-        if any(not 0.0 < q < 1.0 for q in self.levels) or not self.levels:
-            raise StressTestRejected(f"level: {list(self.levels)} must be within (0, 1)")
-        if self.target_ruin is not None and not 0.0 <= self.target_ruin < 1.0:
-            raise StressTestRejected(f"target_ruin: {self.target_ruin} is not within [0, 1)")
-        for name, amount in self.allocations.items():
-            if amount <= 0:
-                raise StressTestRejected(f"allocation {name}: must be a positive number of credits")
-        if self.model == "stylised":
-            _check_stylised_spec(self)
-
-    def parameters(self) -> dict[str, Any]:
-        """The request as published with the run (pool figures are added by the runner)."""
-        out: dict[str, Any] = {"model": self.model}
-        if self.model == "stylised":
-            out |= {
-                "pool_size": self.pool_size,
-                "event_loss": self.event_loss,
-                "annual_probability": self.annual_probability,
-            }
-        else:
-            out |= {"pool": self.pool, "as_of": self.as_of.isoformat() if self.as_of else None}
-            if self.known_at is not None:
-                out["known_at"] = self.known_at.isoformat()
-        if self.model == "backtest":
-            out |= {
-                "allocations": dict(self.allocations),
-                "since": self.since.isoformat() if self.since else None,
-                "annual_contributions": self.options.annual_contributions,
-            }
-            return out
-        out |= {"scenarios": self.scenarios, "horizon": self.horizon, "seed": self.seed,
-                "levels": list(self.levels), "target_ruin": self.target_ruin}
-        if self.model != "stylised":
-            out["assumptions"] = asdict(self.options)
-        if self.model in ("catastrophe", "combined"):
-            out["catastrophe"] = self.catastrophe.to_dict()
-        return out
-
-
-def _check_stylised_spec(spec: StressSpec) -> None:
-    missing = [
-        name for name in ("pool_size", "event_loss", "annual_probability")
-        if getattr(spec, name) is None
-    ]
-    if missing:
-        names = ", ".join(m.replace("_", "-") for m in missing)
-        raise StressTestRejected(f"stylised: give {names}")
-    assert spec.pool_size is not None and spec.event_loss is not None
-    assert spec.annual_probability is not None
-    if spec.pool_size < 1 or spec.event_loss < 1:
-        raise StressTestRejected("pool_size and event_loss: must be at least 1 credit")
-    if not (math.isfinite(spec.annual_probability) and 0.0 <= spec.annual_probability <= 1.0):
-        raise StressTestRejected(
-            f"annual_probability: {spec.annual_probability} is not within [0, 1]"
-        )
-
-
-@dataclass(frozen=True)
-class StressOutcome:
-    """What a run prints, what it records, and the engine's result (for plotting)."""
-
-    output: dict[str, Any]
-    parameters: dict[str, Any]
-    results: dict[str, Any]
-    result: StressResult | None = None
-
-    @property
-    def recordable(self) -> bool:
-        """Pool runs are recorded; the stylised pool is no pool of the ledger."""
-        return self.parameters["model"] != "stylised"
-
-
-#: Headline figures a simulated run records (the histogram and the per-year
-#: distribution are reproducible from the parameters and seed, and stay out of the record).
-RECORDED_RESULTS = (
-    "p_exhausted",
-    "standard_error",
-    "exact_p_exhausted",
-    "p_exhausted_by_year",
-    "expected_loss",
-    "var",
-    "expected_shortfall",
-)
-
-
-def run_stress_test(
-    spec: StressSpec,
-    engine: Engine | None = None,
-    app: LedgerApp | None = None,
-    catalog: ProfileCatalog | None = None,
-) -> StressOutcome:
-    """Run one stress test; pool models read the pool from ``engine`` (and ``app``)."""
-    if spec.model == "stylised":
-        return _stylised(spec)
-    if engine is None or app is None:
-        raise StressTestRejected("pool models need the ledger's store")
-    if spec.pool is None or spec.as_of is None:
-        raise StressTestRejected("pool: name the pool and the as-of date")
-    check_pool(engine, spec.pool)
-    if spec.model == "backtest":
-        return _backtest(spec, engine, app)
-    figures = pool_contents(
-        engine, spec.pool, spec.as_of, catalog, spec.options,
-        assessed_categories(app, engine, spec.pool), known_at=spec.known_at,
-    )
-    result = simulate(
-        figures.contents, spec.model, spec.scenarios, spec.horizon, spec.seed, spec.levels,
-        catastrophe=spec.catastrophe,
-    )
-    parameters = {**spec.parameters(), "pool_figures": figures.summary()}
-    output = {**result.to_dict(), "pool": spec.pool, "as_of": spec.as_of.isoformat(),
-              "parameters": parameters}
-    output.pop("loss_histogram")
-    results = {k: output[k] for k in RECORDED_RESULTS}
-    exposure = figures.contents.total_exposure
-    balance = figures.contents.buffer_balance
-    results["current_buffer_rate"] = balance / exposure if exposure else None
-    if spec.target_ruin is not None:
-        rate = required_contribution_rate(
-            figures.contents, spec.target_ruin, spec.model, spec.scenarios, spec.horizon,
-            spec.seed, catastrophe=spec.catastrophe,
-        )
-        results["required_contribution_rate"] = rate
-        results["within_target"] = result.p_exhausted <= spec.target_ruin
-    output |= {k: results[k] for k in results if k not in output}
-    output["loss_histogram"] = result.loss_histogram
-    return StressOutcome(output, parameters, results, result)
-
-
-def _stylised(spec: StressSpec) -> StressOutcome:
-    assert spec.pool_size is not None and spec.event_loss is not None
-    assert spec.annual_probability is not None
-    result = simulate_stylised(
-        spec.pool_size, spec.event_loss, spec.annual_probability, spec.horizon,
-        spec.scenarios, spec.seed, spec.levels,
-    )
-    output = result.to_dict()
-    parameters = {**spec.parameters(), **output["parameters"]}
-    output["parameters"] = parameters
-    results = {k: output[k] for k in RECORDED_RESULTS}
-    return StressOutcome(output, parameters, results, result)
-
-
-def _backtest(spec: StressSpec, engine: Engine, app: LedgerApp) -> StressOutcome:
-    assert spec.pool is not None and spec.as_of is not None
-    losses = pool_losses(app, engine, spec.pool, spec.as_of, spec.known_at)
-    start = spec.since.year if spec.since else (losses[0].on.year if losses else spec.as_of.year)
-    early = [x for x in losses if x.on.year < start]
-    if early:
-        raise StressTestRejected(f"since: the pool's first loss ({early[0].on}) precedes it")
-    balance = _balance(engine, spec.pool, spec.as_of, spec.known_at)
-    gross = balance["contributions"] - balance["on_hold"]
-    history = [HistoricalLoss(x.on.year - start, x.quantity, x.cause) for x in losses]
-    result = backtest(
-        gross, history, dict(spec.allocations), spec.options.annual_contributions,
-        horizon=None if history else 1,
-    )
-    parameters = {**spec.parameters(), "first_year": start, "pool_figures": {
-        "balance": balance, "replayed_balance": gross, "losses": len(losses)}}
-    output = {**result.to_dict(), "pool": spec.pool, "as_of": spec.as_of.isoformat(),
-              "first_year": start, "parameters": parameters,
-              "losses": [{"on": x.on.isoformat(), "quantity": x.quantity, "cause": x.cause,
-                          "vintage_id": x.vintage_id, "reversal_id": x.reversal_id}
-                         for x in losses]}
-    results = {k: output[k] for k in (
-        "total_loss", "share_of_pool_consumed", "exhausted_year", "losses_by_year",
-        "allocations")}
-    return StressOutcome(output, parameters, results)
-
-
 __all__ = [
-    "ALL_MODELS",
     "ContentsOptions",
     "PoolFigures",
     "PoolLoss",
     "ProjectFigures",
-    "StressOutcome",
-    "StressSpec",
     "assessed_categories",
     "avoidable_share_of",
     "check_pool",
     "default_annual_probability",
     "only_pool",
-    "parse_allocations",
+    "pool_balance",
     "pool_contents",
     "pool_losses",
-    "run_stress_test",
+    "projects_bearing_exposure",
 ]

@@ -6,14 +6,19 @@ pool can absorb reversals under stated scenarios and records the run (parameters
 results) on the pool's stress-test record; ``stress-tests`` lists the recorded runs.
 
 Exit codes follow the CLI: 2 for malformed input (a missing or malformed file, a bad
-number, an unknown model or pool), 1 for a rejected command (an assessment that breaks a
-rule: nothing is written); one line names the problem.
+number, an unknown model or pool, a stress-test parameter out of range), 1 for a rejected
+command (an assessment that breaks a rule, a pool bearing no exposure on the date: nothing
+is written); one line names the problem.
+
+Module-level imports stay light (no numpy, no store): each command imports what it runs.
 """
 
 from __future__ import annotations
 
+import sys
 import tomllib
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +37,26 @@ from permanence.cli.app import (
     today,
 )
 from permanence.parsing import to_timestamp
-from risk.engine import StressTestRejected
+from risk.choices import MODEL_HELP, RegionBy, StressModel
 
 ASSESSMENT_FILE = typer.Option(..., "--file", help="Assessment TOML (see tests/fixtures).")
 LEVELS = typer.Option(None, "--level", help="VaR/ES level (repeatable; default 0.995).")
 ALLOCATIONS = typer.Option(
     None, "--allocation", help="Backtest sub-allocation CAUSE=CREDITS (repeatable)."
 )
-PLOT = typer.Option(None, "--plot", help="Write ruin probability and losses as PNG.")
+PLOT = typer.Option(
+    None, "--plot", help="Write the ruin curve and the horizon loss distribution (PNG; .svg: SVG)."
+)
+MODEL = typer.Option(
+    StressModel.independent, "--model", case_sensitive=False,
+    help="The loss model: " + "; ".join(f"{name}: {text}" for name, text in MODEL_HELP.items())
+    + ".",
+)
+REGION_BY = typer.Option(
+    RegionBy.program, "--region-by", case_sensitive=False,
+    help="What a catastrophe region is: each program, or each project.",
+)
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar (shown only on a terminal).")
 
 # ---------------------------------------------------------------------- assess
 
@@ -98,12 +115,9 @@ def stress_test(
     pool: str = typer.Option(None, help="Pool (default: the only pool of the ledger)."),
     as_of: str = AS_OF,
     known_at: str = KNOWN_AT,
-    model: str = typer.Option(
-        "independent",
-        help="independent|catastrophe|rising|default|combined|backtest|stylised.",
-    ),
+    model: StressModel = MODEL,
     scenarios: int = typer.Option(10_000, help="Simulated futures."),
-    horizon: int = typer.Option(100, help="Years simulated."),
+    horizon: int = typer.Option(100, help="Years simulated, numbered from 1."),
     seed: int = typer.Option(0, help="Random seed (same seed, same result)."),
     level: list[float] = LEVELS,
     target_ruin: float = typer.Option(
@@ -124,12 +138,17 @@ def stress_test(
     annual_contributions: int = typer.Option(
         0, "--annual-contributions", help="Credits added to the pool each year."
     ),
-    region_by: str = typer.Option("program", "--region-by", help="Regions: program|project."),
+    region_by: RegionBy = REGION_BY,
     cat_probability: float = typer.Option(
         0.02, "--cat-probability", help="Annual chance a region is struck (catastrophe)."
     ),
-    cat_probability_multiplier: float = typer.Option(5.0, "--cat-probability-multiplier"),
-    cat_loss_multiplier: float = typer.Option(1.5, "--cat-loss-multiplier"),
+    cat_probability_multiplier: float = typer.Option(
+        5.0, "--cat-probability-multiplier",
+        help="Factor on a project's probability in a struck region's year.",
+    ),
+    cat_loss_multiplier: float = typer.Option(
+        1.5, "--cat-loss-multiplier", help="Factor on the loss fraction in a struck year."
+    ),
     allocation: list[str] = ALLOCATIONS,
     since: str = typer.Option(
         None, help="Backtest: replay from this date's year (default: the first loss's)."
@@ -141,72 +160,88 @@ def stress_test(
     ),
     plot: Path = PLOT,
     record: bool = typer.Option(True, "--record/--no-record", help="Record the run on the pool."),
+    quiet: bool = QUIET,
     as_json: bool = JSON,
 ) -> None:
-    """Stress-test a pool (or the stylised pool); the run is recorded on the pool."""
-    from risk.engine import CatastropheParams, plot_result
-    from risk.pool_contents import (
-        ContentsOptions,
-        StressSpec,
-        only_pool,
-        parse_allocations,
-        run_stress_test,
-    )
-    from risk.service import record_stress_test
+    """Stress-test a pool (or the stylised pool); the run is recorded on the pool.
+
+    Reports the one-year 99.5% VaR (Solvency II: the loss of year 1),
+    the loss over the whole horizon, expected shortfall beside each,
+    and P(exhausted): cumulative loss greater than the balance.
+    Years are numbered from 1.
+    """
+    from risk.errors import StressTestRejected, UnknownPool
+    from risk.spec import StressSpec
+    from risk.stress_test import run_and_record
 
     def body() -> None:
+        values: dict[str, Any] = {
+            "model": model, "pool": pool, "as_of": to_date(as_of, "as-of") or today(),
+            "known_at": to_timestamp(known_at), "scenarios": scenarios, "horizon": horizon,
+            "seed": seed, "target_ruin": target_ruin, "loss_fraction": loss_fraction,
+            "avoidable_share": avoidable_share, "default_probability": default_probability,
+            "hazard_trend": hazard_trend, "annual_contributions": annual_contributions,
+            "region_by": region_by, "cat_probability": cat_probability,
+            "cat_probability_multiplier": cat_probability_multiplier,
+            "cat_loss_multiplier": cat_loss_multiplier, "allocation": allocation or [],
+            "since": to_date(since, "since"), "pool_size": pool_size, "event_loss": event_loss,
+            "annual_probability": annual_probability,
+        }
+        if level:
+            values["level"] = level
         try:
-            spec = StressSpec(
-                model=model,
-                pool=pool,
-                as_of=to_date(as_of, "as-of") or today(),
-                scenarios=scenarios,
-                horizon=horizon,
-                seed=seed,
-                levels=tuple(level) if level else (0.995,),
-                target_ruin=target_ruin,
-                options=ContentsOptions(
-                    loss_fraction, avoidable_share, default_probability, hazard_trend,
-                    annual_contributions, region_by,
-                ),
-                catastrophe=CatastropheParams(
-                    cat_probability, cat_probability_multiplier, cat_loss_multiplier
-                ),
-                allocations=parse_allocations(allocation or []),
-                since=to_date(since, "since"),
-                known_at=to_timestamp(known_at),
-                pool_size=pool_size,
-                event_loss=event_loss,
-                annual_probability=annual_probability,
-            )
-        except StressTestRejected as e:
-            raise UsageError(str(e)) from None
-        if plot is not None and spec.model == "backtest":
-            raise UsageError("plot: the backtest replays history; it has no distribution to plot")
-        if plot is not None and not plot.resolve().parent.is_dir():
-            raise UsageError(f"plot: folder {plot.resolve().parent} does not exist")
-        if spec.model == "stylised":
-            outcome = _rejecting(lambda: run_stress_test(spec))
-            outcome.output["recorded"] = None
-        else:
-            with runtime() as rt:
-                rt.refresh()
-                named = spec if pool is not None else replace(spec, pool=_rejecting(
-                    lambda: only_pool(rt.engine)))
-                outcome = _rejecting(lambda: run_stress_test(named, rt.engine, rt.app, rt.catalog))
-                run_id = None
-                if record:
-                    assert named.pool is not None and named.as_of is not None
-                    run_id = record_stress_test(
-                        rt.app, named.pool, named.as_of, outcome.parameters, outcome.results
-                    )
-                outcome.output["recorded"] = run_id
-        if plot is not None and outcome.result is not None:
-            plot_result(outcome.result, plot)
-            outcome.output["plot"] = str(plot)
+            spec = StressSpec.from_values(values)
+            if plot is not None and spec.model is StressModel.backtest:
+                raise UsageError(
+                    "plot: the backtest replays history; it has no distribution to plot")
+            if plot is not None and not plot.resolve().parent.is_dir():
+                raise UsageError(f"plot: folder {plot.resolve().parent} does not exist")
+            with _progress(quiet) as told:
+                if not spec.on_a_pool:
+                    outcome = run_and_record(spec, None, None, record=False, progress=told)
+                else:
+                    with runtime() as rt:
+                        rt.refresh()
+                        outcome = run_and_record(spec, rt.engine, rt.app, rt.catalog,
+                                                 record=record, progress=told)
+        except (StressTestRejected, UnknownPool) as e:
+            raise UsageError(str(e)) from None  # a bad value or name: exit 2
+        if plot is not None:
+            from projections.charts import stress_test_chart
+
+            stress_test_chart(outcome.output, plot)
+            outcome.output["plot"] = str(plot.resolve())
         emit(outcome.output, as_json, _stress_text)
 
     guarded(body)
+
+
+@contextmanager
+def _progress(quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar with an estimate on stderr, only when it is a terminal and not quiet."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("stress test"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("chunks"), TimeElapsedColumn(), TextColumn("left"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("stress test", total=None)
+
+        def told(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield told
 
 
 @app.command("stress-tests")
@@ -231,39 +266,48 @@ def stress_tests(
     guarded(body)
 
 
-def _rejecting(run: Any) -> Any:
-    """Engine rejections are bad values: exit 2, as for any malformed input."""
-    try:
-        return run()
-    except StressTestRejected as e:
-        raise UsageError(str(e)) from None
+def _percent(key: str) -> str:
+    return f"{float(key):.1%}"
 
 
 def _stress_text(d: dict[str, Any]) -> str:
     where = f"pool {d['pool']} as of {d['as_of']}" if d.get("pool") else "stylised pool"
+    exhausted = "exhausted: cumulative loss greater than the balance (a loss equal to it is not)"
     if d["model"] == "backtest":
         lines = [
             (f"backtest of {where}: {d['total_loss']:,} credits lost from {d['first_year']}, "
              f"{d['share_of_pool_consumed']:.1%} of the pool ({d['balance']:,})"),
-            f"  exhausted in year {d['exhausted_year']}" if d["exhausted_year"] is not None
-            else "  never exhausted",
+            f"  {exhausted}; years numbered from 1 (year 1 = {d['first_year']})",
+            (f"  exhausted in year {d['exhausted_year']} ({d['exhausted_in']})"
+             if d["exhausted_year"] is not None else "  never exhausted"),
         ]
         lines += [
             f"  {name}: {a['losses']:,} of {a['allocation']:,} ({a['share_consumed']:.1%})"
             for name, a in d["allocations"].items()
         ]
     else:
+        horizon = d["horizon"]
         lines = [
             (f"{d['model']} stress test of {where}: {d['scenarios']:,} scenarios x "
-             f"{d['horizon']} years, seed {d['seed']}"),
-            f"  P(exhausted) {d['p_exhausted']:.4f} (s.e. {d['standard_error']:.4f})"
+             f"{horizon} years, seed {d['seed']}"),
+            f"  {exhausted}; years numbered from 1",
+            f"  P(exhausted within {horizon} years) {d['p_exhausted']:.4f} "
+            f"(s.e. {d['standard_error']:.4f})"
             + (f", exact {d['exact_p_exhausted']:.4f}"
                if d.get("exact_p_exhausted") is not None else ""),
-            f"  expected loss {d['expected_loss']:,.0f}",
+            f"  loss in one year (year 1): mean {d['one_year_expected_loss']:,.0f}",
         ]
         lines += [
-            f"  VaR {k} {v:,.0f}; expected shortfall {d['expected_shortfall'][k]:,.0f}"
-            for k, v in d["var"].items()
+            f"    VaR {_percent(k)}{' (Solvency II)' if k == '0.995' else ''} {v:,.0f}; "
+            "expected shortfall "
+            f"{d['one_year_expected_shortfall'][k]:,.0f}"
+            for k, v in d["one_year_var"].items()
+        ]
+        lines.append(f"  loss over all {horizon} years: mean {d['horizon_expected_loss']:,.0f}")
+        lines += [
+            f"    {_percent(k)} quantile {v:,.0f}; expected shortfall "
+            f"{d['horizon_expected_shortfall'][k]:,.0f}"
+            for k, v in d["horizon_loss_quantile"].items()
         ]
         if d.get("required_contribution_rate") is not None:
             lines.append(f"  buffer rate needed {d['required_contribution_rate']:.4f} "
@@ -271,5 +315,5 @@ def _stress_text(d: dict[str, Any]) -> str:
     if d.get("recorded"):
         lines.append(f"  recorded as run {d['recorded']}")
     if d.get("plot"):
-        lines.append(f"  plot {d['plot']}")
+        lines.append(f"  chart written to {d['plot']}")
     return "\n".join(lines)

@@ -33,7 +33,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from ledger.errors import LedgerError, UnknownProgram, UnknownReversal, UnknownVintage
+from ledger.errors import LedgerError, NotFound
 from permanence import tokens
 from permanence.config import ConfigError, Settings, parse_store
 from permanence.http import access as acl
@@ -44,7 +44,7 @@ from permanence.parsing import UsageError, to_date, to_timestamp
 from permanence.runtime import Runtime
 from projections import listings, queries
 
-NOT_FOUND_ERRORS: tuple[type[LedgerError], ...] = (UnknownVintage, UnknownProgram, UnknownReversal)
+NOT_FOUND_ERRORS: tuple[type[LedgerError], ...] = (NotFound,)
 
 # ---------------------------------------------------------------------- freshness
 

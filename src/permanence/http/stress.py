@@ -6,8 +6,10 @@
   needs a token (``registry`` or ``trustee``), even while reads are open.
 - ``GET /pools/{pool}/stress-tests``: the pool's recorded runs, newest first.
 
-Parameters and output match ``permanence stress-test --json``. Every parameter is range
-checked (422 naming it, never a 500); an unknown pool is 404, a rejected run 400.
+Parameters are :class:`risk.spec.StressSpec`, the one spec the CLI validates into too, with
+this API's limits on top; output matches ``permanence stress-test --json``. A value out of
+range is 422 naming it; the use case (:mod:`risk.stress_test`) raises the domain's errors,
+which the app maps in one place (an unknown pool 404, a rejected run 400).
 
 Compute budget: a request may simulate at most :data:`MAX_POOL_YEARS` scenario-years
 (scenarios x horizon) and :data:`MAX_CELLS` scenario-year-projects (x the pool's projects
@@ -23,32 +25,25 @@ import asyncio
 import ctypes
 import threading
 from collections.abc import Callable
-from datetime import date
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints, ValidationError
 
-from ledger.limits import EARLIEST, LATEST, MAX_TONNES
-from permanence.parsing import UsageError, to_date, to_timestamp
+from permanence.parsing import UsageError
 from permanence.runtime import Runtime
-from projections import queries
-from risk.engine import CatastropheParams, StressTestRejected
-from risk.pool_contents import (
-    ContentsOptions,
-    StressOutcome,
-    StressSpec,
-    only_pool,
-    parse_allocations,
-    run_stress_test,
-)
-from risk.service import latest_stress_tests, record_stress_test
+from risk.pool_contents import check_pool, projects_bearing_exposure
+from risk.service import latest_stress_tests
+from risk.spec import StressSpec, first_problem
+from risk.stress_test import StressOutcome, record_outcome, resolve_pool, run_stress_test
 
 T = TypeVar("T")
 
 MAX_SCENARIOS = 200_000
 """More than any published test needs; larger runs belong on the command line."""
+MAX_HORIZON = 500
+"""Years a request may simulate."""
 MAX_POOL_YEARS = 2_000_000
 """Scenarios x horizon per request (20,000 scenarios over 100 years; 4,000 over 500):
 a few seconds of one core for a pool of up to a hundred projects (docs/benchmarks.md)."""
@@ -58,15 +53,6 @@ TIME_LIMIT_SECONDS = 30.0
 """A run still going after this long is stopped and the request answered 503."""
 BUSY_RETRY_SECONDS = 5
 """``Retry-After`` of a 429 while another run holds the process's stress-test slot."""
-
-Model = Literal["independent", "catastrophe", "rising", "default", "combined", "backtest",
-                "stylised"]
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-Level = Annotated[float, Field(gt=0.0, lt=1.0)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=64,
-                                        pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")]
-Day = Annotated[str, StringConstraints(max_length=10)]
-Tonnes = Annotated[int, Field(ge=1, le=MAX_TONNES)]
 
 router = APIRouter(tags=["stress"])
 
@@ -81,62 +67,33 @@ def _fresh_runtime(request: Request) -> Runtime:
 FreshRuntime = Annotated[Runtime, Depends(_fresh_runtime)]
 
 
-class StressTestRequest(BaseModel):
-    """One stress test, as ``permanence stress-test`` takes it (dashes become underscores)."""
+class StressTestRequest(StressSpec):
+    """The stress-test spec within this API's limits (dashes of the CLI become underscores)."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    model: Model = Field("independent", description="The loss model.")
-    pool: Name | None = Field(None, description="Pool (default: the ledger's only pool).")
-    as_of: Day | None = Field(None, description=f"Business date YYYY-MM-DD, {EARLIEST} to "
-                              f"{LATEST} (default today).")
-    known_at: str | None = Field(None, max_length=40, description=(
-        "Only what had been recorded by this ISO timestamp (a bare date: the end of that day, "
-        "UTC)."))
     scenarios: int = Field(10_000, ge=1, le=MAX_SCENARIOS,
                            description=f"Simulated futures (1 to {MAX_SCENARIOS:,}).")
-    horizon: int = Field(100, ge=1, le=500, description="Years simulated (1 to 500).")
-    seed: int = Field(0, ge=0, le=2**63 - 1, description="Random seed (0 to 2^63-1).")
-    level: list[Level] = Field(default_factory=lambda: [0.995], min_length=1, max_length=8,
-                               description="VaR/ES levels, each within (0, 1).")
-    target_ruin: float | None = Field(None, ge=0.0, lt=1.0)
-    loss_fraction: Probability = 1.0
-    avoidable_share: Probability = 0.0
-    default_probability: Probability = 0.5
-    hazard_trend: float = Field(0.02, gt=-1.0, le=1.0,
-                                description="Yearly growth of the hazard, above -1 and at most 1.")
-    annual_contributions: int = Field(0, ge=0, le=MAX_TONNES)
-    region_by: Literal["program", "project"] = "program"
-    cat_probability: Probability = 0.02
-    cat_probability_multiplier: float = Field(5.0, ge=1.0, le=1_000.0)
-    cat_loss_multiplier: float = Field(1.5, ge=1.0, le=1_000.0)
-    allocation: dict[Name, Tonnes] = Field(
-        default_factory=dict, max_length=32, description="Backtest: cause -> credits."
-    )
-    since: Day | None = None
-    pool_size: Tonnes | None = None
-    event_loss: Tonnes | None = None
-    annual_probability: Probability | None = None
+    horizon: int = Field(100, ge=1, le=MAX_HORIZON,
+                         description=f"Years simulated, numbered from 1 (1 to {MAX_HORIZON}).")
 
 
-class StressTestGet(StressTestRequest):
+class StressTestQuery(StressTestRequest):
     """Query form: the backtest's allocations as repeated ``allocation=CAUSE=CREDITS``."""
 
     allocation: list[Annotated[str, StringConstraints(max_length=80)]] = Field(  # type: ignore[assignment]
-        default_factory=list, max_length=32)
+        default_factory=list, max_length=32,
+        description="Backtest: repeated CAUSE=CREDITS, one per sub-allocation.")
 
 
 @router.get("/stress-test", summary="Run a stress test (not recorded)")
 async def get_stress_test(
-    rt: FreshRuntime, params: Annotated[StressTestGet, Query()]
+    rt: FreshRuntime, params: Annotated[StressTestQuery, Query()]
 ) -> dict[str, Any]:
     """Run a stress test of a pool, or of the stylised pool; the run is not recorded."""
     try:
-        allocations = parse_allocations(params.allocation)
-    except StressTestRejected as e:
-        raise UsageError(str(e)) from None
-    request = StressTestRequest(**{**params.model_dump(), "allocation": allocations})
-    outcome = await run_limited(lambda: _run(rt, request))
+        spec = StressTestRequest.model_validate(params.model_dump(exclude_unset=True))
+    except ValidationError as e:  # the allocations' text, parsed by the spec
+        raise UsageError(first_problem(e)) from None
+    outcome = await run_limited(lambda: _run(rt, spec))
     outcome.output["recorded"] = None
     return outcome.output
 
@@ -158,12 +115,10 @@ async def post_stress_test(
     run_id = None
     if record and outcome.recordable:
         actor = request.state.principal.actor  # the guard let no write through without one
-        pool, as_of = outcome.parameters["pool"], date.fromisoformat(outcome.parameters["as_of"])
 
-        def save() -> str:
+        def save() -> str | None:
             with request.app.state.refresh_lock, rt.app.acting_as(actor):
-                return record_stress_test(rt.app, pool, as_of, outcome.parameters,
-                                          outcome.results)
+                return record_outcome(rt.app, outcome)
 
         run_id = await run_in_threadpool(save)
     outcome.output["recorded"] = run_id
@@ -178,8 +133,8 @@ def get_pool_stress_tests(
 ) -> dict[str, Any]:
     """Every recorded run of the pool (parameters and results), newest first."""
     runs = latest_stress_tests(rt.app, pool, limit)
-    if not runs and pool not in queries.pools(rt.engine):
-        raise HTTPException(status_code=404, detail=f"pool: no pool named {pool!r}")
+    if not runs:
+        check_pool(rt.engine, pool)  # an unknown pool is 404, naming the pools
     return {"pool": pool, "runs": runs}
 
 
@@ -257,8 +212,8 @@ def _interrupt(thread: threading.Thread) -> None:
 
 def check_budget(spec: StressSpec, projects: int) -> None:
     """Refuse a run above the API's compute budget, stating the bound (422)."""
-    if spec.model == "backtest":
-        return  # replays the pool's recorded losses once: no scenarios
+    if not spec.simulated:
+        return  # the backtest replays the pool's recorded losses once: no scenarios
     pool_years = spec.scenarios * spec.horizon
     if pool_years > MAX_POOL_YEARS:
         raise UsageError(
@@ -275,67 +230,26 @@ def check_budget(spec: StressSpec, projects: int) -> None:
         )
 
 
-def _projects(rt: Runtime, spec: StressSpec) -> int:
-    """The projects the run simulates: those of the pool bearing exposure as of the date."""
-    if spec.model == "stylised" or spec.pool is None or spec.as_of is None:
-        return 1
-    if spec.pool not in queries.pools(rt.engine):
-        return 1  # the run itself answers 404, naming the pools
-    result = queries.liabilities(rt.engine, spec.as_of, queries.Filters(pool=spec.pool),
-                                 spec.known_at, "project")
-    return max(1, sum(1 for g in result.get("groups", {}).values() if int(g["exposure"]) > 0))
+def _run(rt: Runtime, spec: StressSpec) -> StressOutcome:
+    """Within the budget, the use case's run (in the worker thread of :func:`run_limited`)."""
+    if spec.as_of is None:
+        spec = spec.model_copy(update={"as_of": rt.settings.today_source()()})
+    check_budget(spec, 1)  # before any query
+    named = resolve_pool(spec, rt.engine)
+    if named.on_a_pool:
+        assert named.pool is not None and named.as_of is not None
+        projects = projects_bearing_exposure(rt.engine, named.pool, named.as_of, named.known_at)
+        check_budget(named, max(1, projects))
+    return run_stress_test(named, rt.engine, rt.app, rt.catalog)
 
 
-def _run(rt: Runtime, body: StressTestRequest) -> StressOutcome:
-    spec = _spec(rt, body)
-    if spec.scenarios * spec.horizon > MAX_POOL_YEARS:
-        check_budget(spec, 1)  # before any query
-    check_budget(spec, _projects(rt, spec))
-    try:
-        return run_stress_test(spec, rt.engine, rt.app, rt.catalog)
-    except StressTestRejected as e:
-        if str(e).startswith("pool: no pool named"):
-            raise HTTPException(status_code=404, detail=str(e)) from None
-        raise UsageError(str(e)) from None
-
-
-def _day(text: str | None, field: str) -> date | None:
-    day = to_date(text, field)
-    if day is not None and not EARLIEST <= day <= LATEST:
-        raise UsageError(f"{field}: {text!r} is outside {EARLIEST} to {LATEST}")
-    return day
-
-
-def _spec(rt: Runtime, body: StressTestRequest) -> StressSpec:
-    try:
-        pool = body.pool
-        if pool is None and body.model != "stylised":
-            pool = only_pool(rt.engine)
-        return StressSpec(
-            model=body.model,
-            pool=pool,
-            as_of=_day(body.as_of, "as_of") or rt.settings.today_source()(),
-            known_at=to_timestamp(body.known_at, "known_at"),
-            scenarios=body.scenarios,
-            horizon=body.horizon,
-            seed=body.seed,
-            levels=tuple(body.level) or (0.995,),
-            target_ruin=body.target_ruin,
-            options=ContentsOptions(
-                body.loss_fraction, body.avoidable_share, body.default_probability,
-                body.hazard_trend, body.annual_contributions, body.region_by,
-            ),
-            catastrophe=CatastropheParams(
-                body.cat_probability, body.cat_probability_multiplier, body.cat_loss_multiplier
-            ),
-            allocations=dict(body.allocation),
-            since=_day(body.since, "since"),
-            pool_size=body.pool_size,
-            event_loss=body.event_loss,
-            annual_probability=body.annual_probability,
-        )
-    except StressTestRejected as e:
-        raise UsageError(str(e)) from None
-
-
-__all__ = ["MAX_CELLS", "MAX_POOL_YEARS", "MAX_SCENARIOS", "StressTestRequest", "router"]
+__all__ = [
+    "MAX_CELLS",
+    "MAX_HORIZON",
+    "MAX_POOL_YEARS",
+    "MAX_SCENARIOS",
+    "StressTestQuery",
+    "StressTestRequest",
+    "check_budget",
+    "router",
+]
