@@ -271,3 +271,15 @@ def test_reassessment_due_is_calendar_addition() -> None:
     for bad in (0, 6):
         with pytest.raises(RiskAssessmentRejected, match="interval_years"):
             reassessment_due(date(2025, 1, 1), bad)
+
+
+def test_risk_errors_belong_to_the_ledgers_family() -> None:
+    """Faces map LedgerError subclasses in one place: a rejection 400/exit 1, NotFound 404."""
+    from ledger.errors import InvalidCommand, LedgerError, NotFound
+    from risk.errors import StressTestRejected, UnknownPool
+
+    assert issubclass(RiskAssessmentRejected, InvalidCommand)
+    assert issubclass(StressTestRejected, InvalidCommand)
+    assert issubclass(UnknownPool, NotFound) and issubclass(NotFound, LedgerError)
+    with pytest.raises(InvalidCommand, match="no risk tool named"):
+        load_risk_tool("nprt-9")

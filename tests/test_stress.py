@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from projections.charts import stress_test_chart
 from risk.engine import (
     MODELS,
     CatastropheParams,
@@ -22,7 +23,6 @@ from risk.engine import (
     backtest,
     binomial_exhaustion_probability,
     expected_shortfall,
-    plot_result,
     required_contribution_rate,
     simulate,
     simulate_stylised,
@@ -42,14 +42,19 @@ def binomial_quantile(q: float, n: int, p: float) -> int:
 
 
 def test_exact_binomial_probability_by_hand() -> None:
-    # N=100, L=30: four events exhaust the pool.
+    # N=100, L=30: four events (120 credits) exhaust the pool; three lose 90.
     assert binomial_exhaustion_probability(100, 30, 0.5, 4) == pytest.approx(1 / 16)
     assert binomial_exhaustion_probability(100, 30, 0.5, 3) == 0.0
-    assert binomial_exhaustion_probability(90, 30, 0.5, 3) == pytest.approx(1 / 8)
+    # N=90: three events lose exactly the 90 held, which is not exhaustion; four are needed.
+    assert binomial_exhaustion_probability(90, 30, 0.5, 3) == 0.0
+    assert binomial_exhaustion_probability(90, 30, 0.5, 4) == pytest.approx(1 / 16)
     assert binomial_exhaustion_probability(100, 30, 1.0, 4) == 1.0
     assert binomial_exhaustion_probability(100, 30, 0.0, 100) == 0.0
-    # One event of at least N credits: 1 - (1 - P)^T.
-    assert binomial_exhaustion_probability(50, 50, 0.1, 10) == pytest.approx(1 - 0.9**10)
+    # One event of more than N credits: 1 - (1 - P)^T.
+    assert binomial_exhaustion_probability(49, 50, 0.1, 10) == pytest.approx(1 - 0.9**10)
+    # An event of exactly N credits leaves the pool empty, not exhausted: two are needed.
+    assert binomial_exhaustion_probability(50, 50, 0.1, 10) == pytest.approx(
+        1 - 0.9**10 - 10 * 0.1 * 0.9**9)
 
 
 @pytest.mark.parametrize(
@@ -135,15 +140,16 @@ def test_stylised_var_is_event_loss_times_binomial_quantile(
         10**9, loss, p, horizon=horizon, scenarios=scenarios, seed=3, levels=[0.5, level]
     )
 
-    assert result.var_at(level) == loss * k
+    assert result.horizon_quantile_at(level) == loss * k
     tail = math.fsum(
         i * math.comb(horizon, i) * p**i * (1 - p) ** (horizon - i)
         for i in range(k + 1, horizon + 1)
     )
     exact_es = loss * (tail + k * (binomial_cdf(k, horizon, p) - level)) / (1 - level)
-    assert result.es_at(level) == pytest.approx(exact_es, abs=0.25 * loss)
-    assert result.expected_loss == pytest.approx(loss * horizon * p, rel=0.01)
-    assert result.var_at(0.5) < result.var_at(level) <= result.es_at(level)
+    assert result.horizon_es_at(level) == pytest.approx(exact_es, abs=0.25 * loss)
+    assert result.horizon_expected_loss == pytest.approx(loss * horizon * p, rel=0.01)
+    assert result.horizon_quantile_at(0.5) < result.horizon_quantile_at(level)
+    assert result.horizon_quantile_at(level) <= result.horizon_es_at(level)
 
 
 @settings(max_examples=60, deadline=None)
@@ -164,10 +170,10 @@ def test_var_and_es_are_ordered(losses: list[int], level: float) -> None:
 def test_independent_with_zero_probability_loses_nothing() -> None:
     contents = PoolContents.homogeneous(200, 5_000, 0.0, 1.0, 1_000)
     result = simulate(contents, "independent", scenarios=500, horizon=50, seed=1)
-    assert result.expected_loss == 0.0
+    assert result.horizon_expected_loss == 0.0
     assert result.p_exhausted == 0.0
     assert result.exhaustion_year_distribution["never"] == 500
-    assert result.var_at() == 0.0
+    assert result.horizon_quantile_at() == 0.0 and result.one_year_var_at() == 0.0
 
 
 def test_certain_total_loss_exhausts_in_year_one_and_never_exceeds_exposure() -> None:
@@ -176,8 +182,9 @@ def test_certain_total_loss_exhausts_in_year_one_and_never_exceeds_exposure() ->
     assert result.p_exhausted_by_year[0] == 1.0
     assert result.exhaustion_year_distribution["1"] == 300
     # Everything is lost in year 1; nothing is left to lose afterwards.
-    assert result.expected_loss == contents.total_exposure
-    assert result.var_at() == contents.total_exposure
+    assert result.horizon_expected_loss == contents.total_exposure
+    assert result.horizon_quantile_at() == contents.total_exposure
+    assert result.one_year_var_at() == contents.total_exposure
 
 
 def test_heterogeneous_probabilities_give_their_expected_loss() -> None:
@@ -195,7 +202,7 @@ def test_heterogeneous_probabilities_give_their_expected_loss() -> None:
     )
     result = simulate(contents, "independent", scenarios=2_000, horizon=1, seed=12)
     # One credit each, all lost in an event: the expected loss is the sum of probabilities.
-    assert result.expected_loss == pytest.approx(probability.sum(), rel=0.01)
+    assert result.horizon_expected_loss == pytest.approx(probability.sum(), rel=0.01)
 
 
 @pytest.mark.parametrize("p", [0.002, 0.05, 0.3])
@@ -213,23 +220,26 @@ def test_rare_events_in_a_small_pool_are_not_overcounted() -> None:
     # One project per 64-scenario stream: the sparse sampler's gaps often overrun the block.
     rare = PoolContents.homogeneous(1, 1, 0.001, 1.0, 10**9)
     result = simulate(rare, "independent", scenarios=20_000, horizon=10, seed=4)
-    assert result.expected_loss == pytest.approx(1 - 0.999**10, abs=0.003)
+    assert result.horizon_expected_loss == pytest.approx(1 - 0.999**10, abs=0.003)
     negligible = PoolContents.homogeneous(10, 1_000, 1e-19, 1.0, 100)
-    assert simulate(negligible, scenarios=1_000, horizon=50, seed=4).expected_loss == 0.0
+    assert simulate(negligible, scenarios=1_000, horizon=50, seed=4).horizon_expected_loss == 0.0
 
 
 def test_loss_fraction_applies_to_remaining_exposure() -> None:
     contents = PoolContents.homogeneous(10, 1_000, 1.0, 0.5, buffer_balance=10**9)
     result = simulate(contents, "independent", scenarios=64, horizon=3, seed=1)
-    assert result.expected_loss == 10 * (500 + 250 + 125)
+    assert result.horizon_expected_loss == 10 * (500 + 250 + 125)
     assert result.p_exhausted == 0.0
 
 
 def test_annual_contributions_are_counted_as_they_arrive() -> None:
-    # 1,000 lost in year 1, 500 in year 2, 250 in year 3 against 1,200 + 300 a year.
-    contents = PoolContents.homogeneous(1, 2_000, 1.0, 0.5, 1_200, annual_contributions=300)
+    # 1,000 lost in year 1, 500 in year 2, 250 in year 3 against 1,199 + 300 a year.
+    contents = PoolContents.homogeneous(1, 2_000, 1.0, 0.5, 1_199, annual_contributions=300)
     result = simulate(contents, "independent", scenarios=64, horizon=3, seed=1)
-    assert result.exhaustion_year_distribution["2"] == 64  # 1,500 lost >= 1,200 + 300
+    assert result.exhaustion_year_distribution["2"] == 64  # 1,500 lost > 1,199 + 300
+    # With 1,200 held, the 1,500 lost by year 2 equals what the pool had: not exhausted.
+    held = simulate(contents.with_balance(1_200), "independent", scenarios=64, horizon=3, seed=1)
+    assert held.p_exhausted == 0.0 and held.exhaustion_year_distribution["never"] == 64
 
 
 def test_catastrophe_raises_event_probability_as_specified() -> None:
@@ -240,9 +250,9 @@ def test_catastrophe_raises_event_probability_as_specified() -> None:
         base, "catastrophe", scenarios=2_000, horizon=1, seed=4, catastrophe=shock
     )
     # One credit per project, all lost in an event: expected loss / projects = P(event).
-    assert independent.expected_loss / 200 == pytest.approx(0.1, abs=0.005)
-    assert catastrophe.expected_loss / 200 == pytest.approx(0.8 * 0.1 + 0.2 * 0.5, abs=0.01)
-    assert catastrophe.var_at() > independent.var_at()
+    assert independent.horizon_expected_loss / 200 == pytest.approx(0.1, abs=0.005)
+    assert catastrophe.horizon_expected_loss / 200 == pytest.approx(0.8 * 0.1 + 0.2 * 0.5, abs=0.01)
+    assert catastrophe.horizon_quantile_at() > independent.horizon_quantile_at()
     assert catastrophe.parameters["catastrophe"]["probability_multiplier"] == 5.0
 
 
@@ -252,7 +262,7 @@ def test_catastrophe_loss_multiplier_is_deterministic_when_certain() -> None:
         annual_probability=1.0, probability_multiplier=2.0, loss_multiplier=2.0
     )
     result = simulate(contents, "catastrophe", scenarios=64, horizon=2, seed=1, catastrophe=certain)
-    assert result.expected_loss == 4 * (500 + 250)
+    assert result.horizon_expected_loss == 4 * (500 + 250)
 
 
 def test_rising_hazard_matches_its_survival_curve() -> None:
@@ -260,9 +270,9 @@ def test_rising_hazard_matches_its_survival_curve() -> None:
     contents = PoolContents.homogeneous(100, 1, p, 1.0, 10**9, hazard_trend=trend)
     result = simulate(contents, "rising", scenarios=4_000, horizon=horizon, seed=8)
     survival = math.prod(1 - p * (1 + trend) ** t for t in range(horizon))
-    assert result.expected_loss / 100 == pytest.approx(1 - survival, abs=0.01)
+    assert result.horizon_expected_loss / 100 == pytest.approx(1 - survival, abs=0.01)
     flat = simulate(contents, "independent", scenarios=4_000, horizon=horizon, seed=8)
-    assert result.expected_loss > flat.expected_loss
+    assert result.horizon_expected_loss > flat.horizon_expected_loss
 
 
 def test_rising_without_trend_is_the_independent_model() -> None:
@@ -283,9 +293,9 @@ def test_default_model_charges_only_defaulted_avoidable_reversals() -> None:
     none = simulate(pool(1.0, 0.0), "default", scenarios=1_000, horizon=1, seed=3)
     some = simulate(pool(1.0, 0.3), "default", scenarios=1_000, horizon=1, seed=3)
     half = simulate(pool(0.5, 0.0), "default", scenarios=1_000, horizon=1, seed=3)
-    assert none.expected_loss == 0.0
-    assert some.expected_loss == pytest.approx(200 * 1_000 * 0.1 * 0.3, rel=0.05)
-    assert half.expected_loss == pytest.approx(200 * 1_000 * 0.1 * 0.5, rel=0.05)
+    assert none.horizon_expected_loss == 0.0
+    assert some.horizon_expected_loss == pytest.approx(200 * 1_000 * 0.1 * 0.3, rel=0.05)
+    assert half.horizon_expected_loss == pytest.approx(200 * 1_000 * 0.1 * 0.5, rel=0.05)
 
 
 def test_result_shape_and_json() -> None:
@@ -297,18 +307,22 @@ def test_result_shape_and_json() -> None:
     assert all(a <= b for a, b in itertools.pairwise(curve))
     assert curve[-1] == result.p_exhausted
     assert sum(result.exhaustion_year_distribution.values()) == 640
-    assert set(result.var) == {"0.9", "0.995"}
-    assert result.var_at(0.9) <= result.var_at(0.995)
+    assert set(result.horizon_loss_quantile) == set(result.one_year_var) == {"0.9", "0.995"}
+    assert result.horizon_quantile_at(0.9) <= result.horizon_quantile_at(0.995)
+    assert result.one_year_var_at(0.9) <= result.one_year_var_at(0.995)
+    assert result.one_year_var_at(0.995) <= result.one_year_es_at(0.995)
     data = json.loads(json.dumps(result.to_dict()))
     assert data["model"] == "combined" and data["seed"] == 6 and data["horizon"] == 25
     assert data["parameters"]["pool"]["total_exposure"] == 200_000
     assert sum(data["loss_histogram"]["counts"]) == 640
 
 
-def test_plot_result_writes_a_png(tmp_path: Path) -> None:
-    result = simulate_stylised(100, 30, 0.1, horizon=30, scenarios=1_000, seed=1)
-    target = plot_result(result, tmp_path / "ruin.png")
+def test_stress_test_chart_writes_a_png_and_an_svg(tmp_path: Path) -> None:
+    result = simulate_stylised(100, 30, 0.1, horizon=30, scenarios=1_000, seed=1).to_dict()
+    target = stress_test_chart(result, tmp_path / "ruin.png")
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = stress_test_chart(result, tmp_path / "ruin.svg").read_text(encoding="utf-8")
+    assert "<svg" in svg and "year (from 1)" in svg
 
 
 # --------------------------------------------------------------------------- backtest
@@ -339,7 +353,7 @@ def test_california_backtest_consumes_the_fire_allocation() -> None:
 
 def test_backtest_reports_exhaustion_and_counts_contributions() -> None:
     losses: list[tuple[int, int] | tuple[int, int, str]] = [(0, 60), (2, 50), (2, 0, "pests")]
-    assert backtest(100, losses).exhausted_year == 2
+    assert backtest(100, losses).exhausted_year == 3  # the third year, numbered from 1
     with_contributions = backtest(100, losses, annual_contributions=20)
     assert with_contributions.exhausted_year is None
     assert with_contributions.balance_by_year == [60, 80, 50]
@@ -435,3 +449,101 @@ def test_pool_contents_rejections_name_the_field() -> None:
         simulate(good, scenarios=10, horizon=1, levels=1.0)
     with pytest.raises(StressTestRejected, match="year_offset"):
         backtest(100, [(-1, 5)])
+
+
+# --------------------------------------------------------------------------- figures that say what they measure
+
+
+def test_one_year_var_and_horizon_quantile_of_a_binomial_pool() -> None:
+    """20 projects of 1,000 credits, each lost whole with p = 0.1 a year, for 5 years.
+
+    Year 1's loss is 1,000 x Bin(20, 0.1); a project is lost at most once, so the loss over
+    5 years is 1,000 x Bin(20, 1 - 0.9^5). Both quantiles are worked out from the binomial
+    law here, and chosen so the exact CDF sits clear of the level on both sides.
+    """
+    n, p, years, scenarios, level = 20, 0.1, 5, 100_000, 0.995
+    p_horizon = 1 - (1 - p) ** years
+    margin = 5 * math.sqrt(level * (1 - level) / scenarios)
+    one, total = binomial_quantile(level, n, p), binomial_quantile(level, n, p_horizon)
+    for k, q in ((one, p), (total, p_horizon)):
+        assert binomial_cdf(k - 1, n, q) < level - margin < level + margin < binomial_cdf(k, n, q)
+    contents = PoolContents.homogeneous(n, 1_000, p, 1.0, buffer_balance=10**9)
+
+    result = simulate(contents, "independent", scenarios=scenarios, horizon=years, seed=17)
+
+    assert result.one_year_var_at(level) == 1_000 * one
+    assert result.horizon_quantile_at(level) == 1_000 * total
+    assert one < total  # the horizon figure is no one-year VaR
+    assert result.one_year_expected_loss == pytest.approx(1_000 * n * p, rel=0.01)
+    assert result.horizon_expected_loss == pytest.approx(1_000 * n * p_horizon, rel=0.01)
+
+    def exact_es(k: int, q: float) -> float:
+        tail = math.fsum(i * math.comb(n, i) * q**i * (1 - q) ** (n - i)
+                         for i in range(k + 1, n + 1))
+        return 1_000 * (tail + k * (binomial_cdf(k, n, q) - level)) / (1 - level)
+
+    assert result.one_year_es_at(level) == pytest.approx(exact_es(one, p), rel=0.02)
+    assert result.horizon_es_at(level) == pytest.approx(exact_es(total, p_horizon), rel=0.02)
+    data = result.to_dict()
+    assert data["one_year_var"] == {"0.995": 1_000 * one}
+    assert data["horizon_loss_quantile"] == {"0.995": 1_000 * total}
+    assert "ONE year" in data["definitions"]["one_year_var"]
+    assert "summed over all 5 years" in data["definitions"]["horizon_loss_quantile"]
+    assert "var" not in data and "expected_loss" not in data  # no ambiguous label left
+
+
+def test_a_loss_equal_to_the_balance_is_not_exhaustion() -> None:
+    """Exhausted means cumulative loss strictly greater than the balance, in every path."""
+    held = PoolContents.homogeneous(1, 100, 1.0, 1.0, buffer_balance=100)
+    assert simulate(held, scenarios=64, horizon=3, seed=1).p_exhausted == 0.0
+    short = held.with_balance(99)
+    assert simulate(short, scenarios=64, horizon=3, seed=1).exhaustion_year_distribution["1"] == 64
+    # The stylised pool: three certain events of 30 lose exactly the 90 held; a fourth exhausts.
+    assert simulate_stylised(90, 30, 1.0, horizon=3, scenarios=64).p_exhausted == 0.0
+    four = simulate_stylised(90, 30, 1.0, horizon=4, scenarios=64)
+    assert four.exhaustion_year_distribution["4"] == 64 and four.exact_p_exhausted == 1.0
+    # The backtest and the contribution-rate search follow the same rule.
+    assert backtest(100, [(0, 100)]).exhausted_year is None
+    assert backtest(100, [(0, 101)]).exhausted_year == 1
+    rate = required_contribution_rate(held, 0.0, scenarios=64, horizon=3)
+    assert round(rate * 100) == 100  # holding exactly what is lost is enough; 99 is not
+    assert "strictly greater" in simulate(held, scenarios=64, horizon=1).to_dict()[
+        "definitions"]["exhausted"]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_years_are_numbered_from_one_in_every_model(model: str) -> None:
+    """A certain total loss above the balance exhausts every scenario in year 1."""
+    contents = PoolContents.homogeneous(3, 1_000, 1.0, 1.0, buffer_balance=2_999)
+    result = simulate(contents, model, scenarios=128, horizon=4, seed=2)
+    assert result.exhaustion_year_distribution == {"1": 128, "2": 0, "3": 0, "4": 0, "never": 0}
+    assert result.p_exhausted_by_year == [1.0, 1.0, 1.0, 1.0]
+
+
+def test_years_are_numbered_from_one_in_the_stylised_pool_and_the_backtest() -> None:
+    stylised = simulate_stylised(10, 11, 1.0, horizon=3, scenarios=64)
+    assert stylised.exhaustion_year_distribution == {"1": 64, "2": 0, "3": 0, "never": 0}
+    # A loss in the first replayed year (offset 0) that exceeds the balance: year 1.
+    assert backtest(50, [(0, 51)]).exhausted_year == 1
+    assert backtest(50, [(0, 30), (1, 21)]).exhausted_year == 2
+    assert "from 1" in backtest(50, [(0, 51)]).to_dict()["definitions"]["years"]
+
+
+def test_progress_is_reported_chunk_by_chunk() -> None:
+    contents = PoolContents.homogeneous(10, 1_000, 0.05, 0.5, 2_000)
+    for run in (
+        lambda told: simulate(contents, "combined", scenarios=640, horizon=5, chunk_size=64,
+                              progress=told),
+        lambda told: simulate_stylised(100, 30, 0.1, horizon=5, scenarios=640, chunk_size=64,
+                                       progress=told),
+        lambda told: required_contribution_rate(contents, 0.1, scenarios=640, horizon=5,
+                                                chunk_size=64, progress=told),
+    ):
+        calls: list[tuple[int, int]] = []
+        run(lambda done, total, calls=calls: calls.append((done, total)))
+        assert calls == [(done, 10) for done in range(1, 11)]
+    # A run that is not a whole number of chunks still ends at its total.
+    calls = []
+    simulate(contents, scenarios=700, horizon=2, chunk_size=128,
+             progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (6, 6) and len(calls) == 6
