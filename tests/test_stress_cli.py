@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import pty
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -32,6 +36,8 @@ from projections import queries
 from projections.report import write_report_files
 from risk.record import StressTest, StressTestRun, stress_test_id
 from risk.service import latest_stress_summary, latest_stress_tests
+from risk.spec import StressSpec
+from risk.stress_test import run_stress_test
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -385,3 +391,78 @@ def test_one_stream_per_pool_one_event_per_run() -> None:
         StressTest.first_run(" ", date(2025, 1, 1), "independent", {}, {"p": 1.0})
     with pytest.raises(InvalidCommand, match="not a JSON value"):
         first.record_run(date(2031, 1, 1), "independent", {"when": date(2031, 1, 1)}, {"p": 1})
+
+
+# ---------------------------------------------------------------------- what a user sees
+
+
+STYLISED_ARGS = ["stress-test", "--model", "stylised", "--pool-size", "100", "--event-loss", "30",
+                 "--annual-probability", "0.1", "--scenarios", "2000", "--horizon", "10"]
+
+
+def test_human_output_says_what_each_figure_measures() -> None:
+    out = invoke(*STYLISED_ARGS, "--level", "0.9", "--level", "0.995")
+    assert out.exit_code == 0, out.output
+    text = out.stdout
+    assert "exhausted: cumulative loss greater than the balance (a loss equal to it is not)" in text
+    assert "years numbered from 1" in text
+    assert "P(exhausted within 10 years)" in text
+    assert "loss in one year (year 1)" in text and "VaR 99.5% (Solvency II) 30;" in text
+    assert "VaR 90.0% " in text and text.count("Solvency II") == 1  # 99.5% is Solvency II's
+    assert "loss over all 10 years" in text and "99.5% quantile" in text
+    assert text.count("expected shortfall") == 4  # beside each figure, at each level
+    assert "{" not in text and "'" not in text  # no Python reprs
+
+
+def _on_a_terminal(*extra: str) -> tuple[subprocess.CompletedProcess[bytes], str]:
+    """Run the CLI with stderr on a pseudo-terminal (stdout piped); return what the terminal got."""
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120"}
+    try:
+        done = subprocess.run([sys.executable, "-m", "permanence.cli", *STYLISED_ARGS, *extra],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=secondary,
+                              env=env, timeout=300, check=False)
+    finally:
+        os.close(secondary)
+    seen = []
+    while True:
+        try:
+            data = os.read(primary, 65_536)
+        except OSError:  # the terminal's other end is closed: all read
+            break
+        if not data:
+            break
+        seen.append(data)
+    os.close(primary)
+    return done, b"".join(seen).decode("utf-8", errors="replace")
+
+
+def test_a_terminal_sees_progress_unless_quiet() -> None:
+    shown, terminal = _on_a_terminal("--json")
+    assert shown.returncode == 0
+    assert "stress test" in terminal and "chunks" in terminal  # the bar and its count
+    assert json.loads(shown.stdout)["scenarios"] == 2000  # the answer itself stays clean
+    quiet, silent = _on_a_terminal("--json", "--quiet")
+    assert quiet.returncode == 0 and silent.strip() == ""
+    assert json.loads(quiet.stdout) == json.loads(shown.stdout)
+    # not a terminal (the test runner's pipe): no bar either
+    piped = invoke(*STYLISED_ARGS)
+    assert piped.exit_code == 0 and "chunks" not in piped.stderr
+
+
+def test_the_use_case_reports_progress_over_both_passes(small_pool: str) -> None:
+    """With a target ruin probability, the rate search is a second pass, counted in the total."""
+    rt = Runtime(Settings(db=small_pool))
+    try:
+        rt.refresh()
+        spec = StressSpec.from_values({"pool": "icvcm-ccp", "as_of": "2028-01-01",
+                                       "scenarios": 300, "horizon": 10, "target_ruin": 0.1})
+        calls: list[tuple[int, int]] = []
+        outcome = run_stress_test(spec, rt.engine, rt.app, rt.catalog,
+                                  progress=lambda done, total: calls.append((done, total)))
+    finally:
+        rt.close()
+    total = calls[-1][1]
+    assert total % 2 == 0 and calls == [(done, total) for done in range(1, total + 1)]
+    assert outcome.results["required_contribution_rate"] is not None
+    assert not outcome.output.get("recorded")  # running alone records nothing
