@@ -3,8 +3,9 @@
 They keep the rules of CIWP recommendations 3 and 4 in one place for every face (CLI,
 HTTP): which buffer method a program's profile implies, which of a project's vintages an
 assessment is recorded on, and how a pool's stress-test runs are stored and read back.
-Rejections raise :class:`~ledger.errors.LedgerError` subclasses, so the faces turn them into
-one line and exit 1 (CLI) or a 4xx (HTTP), and nothing is written.
+Rejections raise :class:`~ledger.errors.LedgerError` subclasses (an assessment that breaks a
+rule is a :class:`~risk.errors.RiskAssessmentRejected`, an ``InvalidCommand``), so the faces
+turn them into one line and exit 1 (CLI) or a 4xx (HTTP), and nothing is written.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from ledger.profiles import ProgramProfile
 from ledger.vintage import Vintage
 from risk.assessment import (
     BufferMethod,
-    RiskAssessmentRejected,
     RiskResult,
     evaluate,
     load_risk_tool,
@@ -95,10 +95,7 @@ def assess_project_document(
     (issued by then, period not ended); the others are listed as skipped, because the
     ledger accepts no new risk facts outside a vintage's monitoring period.
     """
-    try:
-        assessment = parse_assessment(document)
-    except RiskAssessmentRejected as e:
-        raise InvalidCommand(str(e)) from None
+    assessment = parse_assessment(document)  # a RiskAssessmentRejected is an InvalidCommand
     name = project or assessment.project
     if assessment.project != name:
         raise InvalidCommand(
@@ -108,11 +105,8 @@ def assess_project_document(
     vintages = _project_vintages(app, name)
     profile = _one_profile(app, name, vintages)
     method, minimum = buffer_method_for(profile)
-    try:
-        tool = load_risk_tool(assessment.tool)
-        result = evaluate(assessment, tool, method, minimum_rate=minimum, strict=True)
-    except RiskAssessmentRejected as e:
-        raise InvalidCommand(str(e)) from None
+    tool = load_risk_tool(assessment.tool)
+    result = evaluate(assessment, tool, method, minimum_rate=minimum, strict=True)
     monitored = [str(v.id) for v in vintages if _monitored(v, day)]
     if not monitored:
         raise InvalidCommand(f"on: no vintage of project {name!r} is under monitoring on {day}")
