@@ -466,3 +466,32 @@ def test_the_use_case_reports_progress_over_both_passes(small_pool: str) -> None
     assert total % 2 == 0 and calls == [(done, total) for done in range(1, total + 1)]
     assert outcome.results["required_contribution_rate"] is not None
     assert not outcome.output.get("recorded")  # running alone records nothing
+
+
+def test_the_api_validates_into_the_same_spec_and_maps_domain_errors(small_pool: str) -> None:
+    """Query allocations parse as the CLI's; a rejected run is 400, an unknown pool 404."""
+    rt = Runtime(Settings(db=small_pool))
+    try:
+        with TestClient(create_app(Settings(db=small_pool), runtime=rt)) as client:
+            base = {"pool": "icvcm-ccp", "as_of": "2028-01-01", "model": "backtest"}
+            got = client.get("/stress-test", params={**base, "allocation": "wildfire=4000"})
+            assert got.status_code == 200, got.text
+            data = got.json()
+            assert data["allocations"]["wildfire"] == {
+                "allocation": 4_000, "losses": 2_000, "share_consumed": 0.5}
+            assert data["first_year"] == 2027 and data["exhausted_year"] is None
+            assert "from 1" in data["definitions"]["years"]
+            bad = client.get("/stress-test", params={**base, "allocation": "wildfire"})
+            assert bad.status_code == 422 and "allocation" in bad.text
+            late = client.get("/stress-test", params={**base, "since": "2028-01-01"})
+            assert late.status_code == 400 and "since" in late.json()["detail"]
+            unknown = client.get("/stress-test", params={**base, "pool": "atlantis"})
+            assert unknown.status_code == 404 and "atlantis" in unknown.json()["detail"]
+            run = client.get("/stress-test", params={"pool": "icvcm-ccp", "as_of": "2028-01-01",
+                                                     "scenarios": 200, "horizon": 10})
+            assert run.status_code == 200
+            assert {"one_year_var", "horizon_loss_quantile", "one_year_expected_shortfall",
+                    "horizon_expected_shortfall", "p_exhausted_by_year",
+                    "loss_histogram"} <= set(run.json())
+    finally:
+        rt.close()

@@ -31,7 +31,7 @@ EXHAUSTED_MEANS = (
     "cumulative pool loss exceeds (is strictly greater than) the buffer balance plus the "
     "contributions received by then; a loss equal to the balance is not exhaustion"
 )
-YEARS_MEAN = "years are numbered from 1: year 1 is the first year after the as-of date"
+YEARS_MEAN = "years are numbered from 1: year 1 is the first simulated year (after the as-of date)"
 
 
 def definitions(horizon: int) -> dict[str, str]:
