@@ -177,7 +177,8 @@ def stress_test_chart(result: Mapping[str, Any], path: str | Path) -> Path:
 
     ``result`` is a stress-test result as published (``permanence stress-test --json``) or
     recorded: it needs ``p_exhausted_by_year`` and ``loss_histogram``; the horizon loss
-    quantiles (``horizon_loss_quantile``) are marked when present.
+    quantiles (``horizon_loss_quantile``) and the balance (``parameters``) are marked when
+    present.
     """
     fig = Figure(figsize=(11, 4), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
@@ -201,6 +202,12 @@ def stress_test_chart(result: Mapping[str, Any], path: str | Path) -> Path:
     for key, value in (result.get("horizon_loss_quantile") or {}).items():
         spread.axvline(float(value), color="black", linestyle="--",
                        label=f"{float(key):.1%} quantile of the horizon loss")
+    parameters = result.get("parameters") or {}
+    balance = (parameters.get("pool_figures") or {}).get("buffer_balance",
+                                                          parameters.get("pool_size"))
+    if balance is not None:
+        spread.axvline(float(balance), color=BALANCE_COLOUR, linewidth=2,
+                       label=f"balance {tonnes(float(balance))} (exhausted beyond it)")
     horizon = result.get("horizon", "")
     spread.set(xlabel=f"pool loss summed over {horizon} years (credits)",
                ylabel="share of scenarios")
