@@ -500,3 +500,41 @@ def test_report_renders_in_chromium(sqlite_url: str, tmp_path: Path) -> None:
     assert width == probe["width"] and WIDTH - 40 <= width <= WIDTH  # less a scrollbar
     assert height == probe["height"] and height > 3_000  # the whole page, charts included
     assert len(data) > 100_000  # a page of charts and tables, not a blank
+
+
+def test_stored_keys_in_words_old_and_new() -> None:
+    """Keys the report knows read as words; keys it does not know (a newer engine's) still
+    read as words, never as a Python name; years are not quantities."""
+    from projections.report_text import rows, when
+
+    found = {key: (name, shown) for key, name, shown in rows({
+        "p_exhausted": 0.0123, "var": {"0.995": 18_000.0}, "first_year": 2027,
+        "one_year_var": {"0.995": 4_200.0}, "exhausted_when": "balance reached",
+        "p_ruin_in_a_year": 0.004, "within_target": False, "exact_p_exhausted": None,
+        "p_exhausted_by_year": [0.1, 0.2] * 10})}
+    assert found["p_exhausted"] == ("Probability the buffer runs out within the horizon",
+                                    "1.23%")
+    assert found["var.0.995"][1] == "18,000" and "99.5%" in found["var.0.995"][0]
+    assert found["first_year"] == ("First year replayed", "2027")
+    assert found["one_year_var.0.995"] == ("One year VaR at 99.5%", "4,200")
+    assert found["exhausted_when"] == ("Exhausted when", "balance reached")
+    assert found["p_ruin_in_a_year"] == ("Probability ruin in a year", "0.40%")
+    assert found["within_target"][1] == "no" and found["exact_p_exhausted"][1] == "—"
+    assert "p_exhausted_by_year" not in found  # a series: drawn, not listed
+    assert when("2026-12-01T03:37:12.123456+00:00") == "2026-12-01 03:37 UTC"
+    assert when("2026-12-01T05:37:12.5+02:00") == "2026-12-01 03:37 UTC"
+    assert when("2026-12-01") == "2026-12-01"
+
+
+def test_the_flat_summary_of_the_risk_service_still_renders(
+    ledger: Runtime, tmp_path: Path
+) -> None:
+    from risk.service import latest_stress_summary
+
+    summary = latest_stress_summary(ledger.app, ["carb-forest"], as_of=AS_OF)
+    assert summary is not None
+    page = parse(write_report_html(ledger.engine, tmp_path / "r.html", AS_OF, summary))
+    carb = page.text("stress-1")
+    assert carb.startswith("Pool carb-forest: run ST1")
+    assert "Probability the buffer runs out within the horizon 25.00%" in carb
+    assert "Simulated futures 1,000" in carb

@@ -63,7 +63,7 @@ LABELS: dict[str, str] = {
     "projects_on_profile_default": "Projects on the program's default risk",
     "balance": "Buffer balance (tCO2e)",
     "replayed_balance": "Balance replayed (tCO2e)",
-    "losses": "Losses",
+    "losses": "Losses replayed",
     "contributions": "Contributed (tCO2e)",
     "cancelled": "Cancelled (tCO2e)",
     "on_hold": "On hold (tCO2e)",
@@ -120,6 +120,8 @@ def value(key: str, raw: Any) -> str:
         return {True: "yes", False: "no", None: "—"}[raw]
     if key == "model" and isinstance(raw, str):
         return MODELS.get(raw, raw)
+    if isinstance(raw, int) and (key == "year" or key.endswith("_year")):
+        return str(raw)  # a calendar year or a year of the horizon, not a quantity
     if isinstance(raw, (int, float)):
         if is_share(key) and isinstance(raw, float):
             return percent(raw)
