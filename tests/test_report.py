@@ -247,6 +247,9 @@ def test_buffer_steps_on_the_exact_dates(ledger: Runtime, tmp_path: Path) -> Non
     balance_chart = svg_of((tmp_path / "r.html").read_text(encoding="utf-8"), "chart-balance")
     for pool in POOLS:  # one line per pool, named in the legend
         assert f">{pool}<" in balance_chart
+    # what a pool owes is drawn beside its balance when it owes anything
+    assert ">carb-forest owes<" in balance_chart and ">car-forest owes<" in balance_chart
+    assert ">icvcm-ccp owes<" not in balance_chart
 
 
 def test_runoff_by_bearer_and_exposure_by_program_when_it_differs(
@@ -267,6 +270,30 @@ def test_runoff_by_bearer_and_exposure_by_program_when_it_differs(
     assert "industry-pool (pool)" in runoff
     # period ends: A 2065-01-01, Mangrove 2066-01-01, C (100 y) 2125, B (100 y) 2126
     assert re.search(r"2066 (0 )*3,000 (0 )*3,000", runoff), runoff
+
+
+def test_runoff_and_exposure_of_a_transferee(runtime: Runtime, tmp_path: Path) -> None:
+    build_ledger(runtime)
+    d = runtime.app.issue(program="icvcm-ccp", project="Delta", quantity=1_000, buffer=200,
+                          on=date(2025, 1, 1), vintage_year=2024)
+    runtime.app.transfer_liability(d, "Sierra Permanence Fund", "fund", date(2027, 1, 1))
+    page = parse(write_report_html(runtime.engine, tmp_path / "r.html", AS_OF))
+
+    # the pool still bears A's 80,000; the fund bears D's 1,000 from the transfer
+    bearers = page.text("exposure-by-bearer")
+    assert "icvcm-ccp 80,000" in bearers
+    assert "Sierra Permanence Fund (transferred) 1,000" in bearers
+    runoff = page.text("runoff")
+    assert "Sierra Permanence Fund (transferee)" in runoff
+    assert "Total still to run off: 191,000 tCO2e" in runoff
+    # both leave in 2065 (40 years from 2025-01-01): 80,000 from the pool, 1,000 from the fund
+    header = re.search(r"Year (.*?) Exposure ending", runoff)
+    assert header, runoff
+    columns = re.findall(r"(.+?) \((?:pool|transferee)\)", header.group(1))
+    row = re.search(r"2065 ([\d, ]+?) 81,000", runoff)
+    assert row, runoff
+    cells = dict(zip([c.strip() for c in columns], row.group(1).split(), strict=True))
+    assert cells["icvcm-ccp"] == "80,000" and cells["Sierra Permanence Fund"] == "1,000"
 
 
 def test_stress_section_per_pool_in_words(ledger: Runtime, tmp_path: Path) -> None:

@@ -138,25 +138,33 @@ LIGHT_BAR = "#c9d8ea"
 
 
 def pool_balance_svg(
-    series: Mapping[str, Sequence[tuple[date, int]]], as_of: date, ident: str
+    series: Mapping[str, Sequence[tuple[date, int, int]]], as_of: date, ident: str
 ) -> str:
-    """Each pool's buffer balance as a step line, stepping on the exact business dates."""
+    """Each pool's buffer balance as a step line, stepping on the exact business dates;
+    ``series`` is (date, balance, owed) per pool. What a pool owes, when it ever owed
+    anything, is drawn dashed in the pool's colour: the balance should stay above it."""
     fig, ax = _figure((9, 4.2))
-    ax.set_title("Buffer balance by pool")
+    ax.set_title("Buffer balance by pool (dashed: what the pool owes)")
     drawn = {name: points for name, points in series.items() if points}
     if not drawn:
         _empty(ax, "No buffer contributions recorded")
         return svg_markup(fig, ident)
     ax.xaxis_date()
     for i, (name, points) in enumerate(sorted(drawn.items())):
-        days = [p[0] for p in points] + ([as_of] if points[-1][0] < as_of else [])
-        values = [p[1] for p in points] + ([points[-1][1]] if points[-1][0] < as_of else [])
-        ax.step(date2num(days), values, where="post", linewidth=2,
-                color=POOL_COLOURS[i % len(POOL_COLOURS)], label=plain_label(_shorten(name)))
+        tail = [(as_of, points[-1][1], points[-1][2])] if points[-1][0] < as_of else []
+        full = [*points, *tail]
+        days = date2num([p[0] for p in full])
+        colour = POOL_COLOURS[i % len(POOL_COLOURS)]
+        label = plain_label(_shorten(name))
+        ax.step(days, [p[1] for p in full], where="post", linewidth=2, color=colour,
+                label=label)
+        if any(p[2] for p in full):
+            ax.step(days, [p[2] for p in full], where="post", linewidth=1.5, color=colour,
+                    linestyle="--", label=plain_label(f"{_shorten(name)} owes"))
     locator = AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-    ax.set_ylabel("Buffer balance (tCO2e)")
+    ax.set_ylabel("tCO2e")
     ax.set_ylim(bottom=0)
     _tonnes_axis(ax, "y")
     ax.legend(loc="best", fontsize=8)

@@ -115,11 +115,12 @@ def render_report(
         "dues_chart": charts.dues_svg(
             [(p["pool"], p["balance"], p["owed"]) for p in pools], "chart-dues"),
         "balance_chart": charts.pool_balance_svg(
-            {name: [(s.day, s.balance) for s in series] for name, series in steps.items()},
+            {name: [(s.day, s.balance, s.owed) for s in series]
+             for name, series in steps.items()},
             as_of, "chart-balance"),
         "steps": [_steps_view(name, series, balances.get(name)) for name, series in steps.items()],
         "runoff": runoff,
-        "runoff_bearers": [(b, "pool" if b in pool_names else "fund or insurer") for b in bearers],
+        "runoff_bearers": [(b, "pool" if b in pool_names else "transferee") for b in bearers],
         "runoff_rows": [(y["year"], [y["by_bearer"].get(b, 0) for b in bearers],
                          y["exposure_ending"]) for y in runoff["years"]],
         "runoff_chart": charts.runoff_by_bearer_svg(
