@@ -1,147 +1,192 @@
-"""The trustee report: one self-contained HTML page and its charts, for readers without a terminal.
+"""The trustee report: one self-contained HTML file, its charts inline as SVG.
 
-Every figure comes from :mod:`projections.queries`, so the page shows the same numbers as the
-CLI and the HTTP API. Charts are files next to ``index.html``, referenced relatively, so the
-folder opens offline and can be mailed or archived as is. All text that came from the ledger
-(project, program, pool, fund names) is HTML-escaped: the page never runs what it shows.
+Every figure comes from the read models (:mod:`projections.queries` and
+:mod:`projections.report_series`), so the page shows the numbers the CLI and the HTTP API
+show. The page is rendered from a Jinja2 template with autoescaping: text from the ledger
+(project, program, pool, fund names, labels) is escaped and never runs. Charts are SVG
+generated here and inlined, so the one file can be mailed or archived and opens offline.
+
+Stress-test runs are passed in as plain values (the risk package reads them; projections do
+not import risk): for each pool its runs, newest recorded last or first, as the records'
+listing gives them.
 """
 
 from __future__ import annotations
 
-import html
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from projections import queries
+from projections.report_series import BufferStep, buffer_steps, labelled_credits
+from projections.report_stress import hazard_views, normalise_runs, stress_views
 
-from projections import charts, queries
-from projections.tables import vintages
-
-HORIZON_YEARS = 5
-"""How far past the as-of date the buffer-over-time chart projects what is recorded."""
 TOP_PROJECTS = 25
 """Projects listed by name; the rest are summed in one line."""
+STEPS_SHOWN = 40
+"""Buffer changes listed per pool (the newest); the chart shows them all."""
 
 
 @dataclass(frozen=True)
 class ReportFiles:
-    """What :func:`write_report_files` wrote."""
+    """What was written: the page (one file; ``charts`` stays empty, they are inline)."""
 
     index: Path
     charts: list[Path] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Figures:
-    """Everything the page shows, gathered before any HTML is written."""
+def report_path(out: Path) -> Path:
+    """``--out`` names the page itself (``*.html``/``*.htm``) or a folder for ``index.html``."""
+    out = Path(out)
+    return out if out.suffix.lower() in (".html", ".htm") else out / "index.html"
 
-    as_of: date
-    known_at: datetime | None
-    totals: dict[str, Any]
-    by_program: dict[str, Any]
-    by_bearer: dict[str, Any]
-    by_project: dict[str, Any]
-    buffer: dict[str, Any]
-    runoff: dict[str, Any]
-    balance_points: list[tuple[date, int, int]]
+
+def write_report_html(
+    engine: Any, out: Path, as_of: date, stress: Any = None, known_at: datetime | None = None,
+) -> Path:
+    """Write the report to ``out`` (a file, or ``out/index.html`` for a folder); its path."""
+    target = report_path(out)
+    page = render_report(engine, as_of, stress, known_at)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    partial.write_text(page, encoding="utf-8")
+    partial.replace(target)  # never a half-written page under the real name
+    return target
 
 
 def write_report(
-    engine: Engine, out_dir: Path, as_of: date, stress: dict[str, Any] | None = None,
+    engine: Any, out_dir: Path, as_of: date, stress: Any = None,
     known_at: datetime | None = None,
 ) -> Path:
-    """Write ``out_dir/index.html`` and its charts; returns the page's path."""
-    return write_report_files(engine, out_dir, as_of, stress, known_at=known_at).index
+    """Compatibility name of :func:`write_report_html`."""
+    return write_report_html(engine, out_dir, as_of, stress, known_at)
 
 
 def write_report_files(
-    engine: Engine,
-    out_dir: Path,
-    as_of: date,
-    stress: dict[str, Any] | None = None,
-    chart_format: str = "png",
-    known_at: datetime | None = None,
+    engine: Any, out_dir: Path, as_of: date, stress: Any = None,
+    chart_format: str = "svg", known_at: datetime | None = None,
 ) -> ReportFiles:
-    """Write the page and its charts (``png`` or ``svg``); returns every file written."""
-    if chart_format not in ("png", "svg"):
-        raise ValueError(f"chart_format: {chart_format!r} is not png or svg")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    figures = gather(engine, as_of, known_at)
-    names = {
-        "runoff": f"runoff.{chart_format}",
-        "balance": f"buffer-balance.{chart_format}",
-        "program": f"exposure-by-program.{chart_format}",
-        "bearer": f"exposure-by-bearer.{chart_format}",
-    }
-    written = [
-        charts.runoff_chart(figures.runoff, out / names["runoff"]),
-        charts.buffer_balance_chart(figures.balance_points, out / names["balance"], as_of),
-        charts.exposure_bar_chart(
-            program_exposure(figures.by_program), "Exposure by program", out / names["program"]
-        ),
-        charts.exposure_bar_chart(
-            bearer_exposure(figures.by_bearer), "Exposure by bearer", out / names["bearer"]
-        ),
-    ]
-    index = out / "index.html"
-    index.write_text(render(figures, names, stress), encoding="utf-8")
-    return ReportFiles(index, written)
+    """Compatibility: the one-file report in ``out_dir`` (charts are inline whatever
+    ``chart_format`` says)."""
+    return ReportFiles(write_report_html(engine, out_dir, as_of, stress, known_at))
 
 
 # ---------------------------------------------------------------------- figures
 
 
-def gather(engine: Engine, as_of: date, known_at: datetime | None = None) -> Figures:
-    """Run every query the page needs, as of one date and as known at one time."""
+def render_report(
+    engine: Any, as_of: date, stress: Any = None, known_at: datetime | None = None
+) -> str:
+    """Gather every figure as of one date (as known at one time) and render the page."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    from projections import charts
+
     none = queries.Filters()
-    return Figures(
-        as_of=as_of,
-        known_at=known_at,
-        totals=queries.liabilities(engine, as_of, none, known_at),
-        by_program=queries.liabilities(engine, as_of, none, known_at, by="program"),
-        by_bearer=queries.liabilities(engine, as_of, none, known_at, by="bearer"),
-        by_project=queries.liabilities(engine, as_of, none, known_at, by="project"),
-        buffer=queries.buffer(engine, as_of, None, known_at),
-        runoff=queries.runoff(engine, as_of, None, known_at),
-        balance_points=balance_points(engine, as_of, known_at),
-    )
+    totals = queries.liabilities(engine, as_of, none, known_at)
+    by_program = queries.liabilities(engine, as_of, none, known_at, by="program")
+    by_bearer = queries.liabilities(engine, as_of, none, known_at, by="bearer")
+    by_project = queries.liabilities(engine, as_of, none, known_at, by="project")
+    buffer = queries.buffer(engine, as_of, None, known_at)
+    runoff = queries.runoff(engine, as_of, None, known_at)
+    steps = buffer_steps(engine, as_of, known_at)
+    labels = labelled_credits(engine, as_of, known_at)
+    runs = normalise_runs(stress, as_of, known_at)
+    balances = {p["pool"]: int(p["balance"]) for p in buffer["pools"]}
+
+    pools = [_pool_view(p) for p in buffer["pools"]]
+    program_map = _program_exposure(by_program)
+    bearer_map = _bearer_exposure(by_bearer)
+    pool_names = {p["pool"] for p in buffer["pools"]}
+    bearers = _runoff_bearers(runoff)
+    context = {
+        "as_of": as_of.isoformat(),
+        "known": (f"what the ledger had recorded by {_minute(known_at)}" if known_at else
+                  "everything recorded in the ledger when this page was generated"),
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "totals": totals,
+        "transferred_total": sum(totals["transferred"].values()),
+        "due_detail": _due_detail(totals["due"]),
+        "buffer": buffer,
+        "uncovered_total": sum(p["uncovered"] for p in pools),
+        "pools": pools,
+        "dues_chart": charts.dues_svg(
+            [(p["pool"], p["balance"], p["owed"]) for p in pools], "chart-dues"),
+        "balance_chart": charts.pool_balance_svg(
+            {name: [(s.day, s.balance, s.owed) for s in series]
+             for name, series in steps.items()},
+            as_of, "chart-balance"),
+        "steps": [_steps_view(name, series, balances.get(name)) for name, series in steps.items()],
+        "runoff": runoff,
+        "runoff_bearers": [(b, "pool" if b in pool_names else "transferee") for b in bearers],
+        "runoff_rows": [(y["year"], [y["by_bearer"].get(b, 0) for b in bearers],
+                         y["exposure_ending"]) for y in runoff["years"]],
+        "runoff_chart": charts.runoff_by_bearer_svg(
+            [(y["year"], y["by_bearer"]) for y in runoff["years"]], bearers, "chart-runoff"),
+        "show_program": program_map != _program_exposure(by_bearer),
+        "program_rows": _program_rows(by_program),
+        "program_chart": charts.exposure_bars_svg(program_map, "Exposure by program",
+                                                  "chart-program"),
+        "bearer_rows": sorted(bearer_map.items(), key=lambda kv: (-kv[1], kv[0])),
+        "bearer_chart": charts.exposure_bars_svg(bearer_map, "Exposure by bearer",
+                                                 "chart-bearer"),
+        "hazards": hazard_views(runs, balances),
+        "stress": stress_views(runs, balances),
+        "labels": labels,
+        "labelled_total": sum(item.quantity for item in labels),
+        "label_names": sorted({item.label for item in labels}),
+        "projects": _project_rows(by_project, labels),
+        "top_projects": TOP_PROJECTS,
+    }
+    env = Environment(loader=PackageLoader("projections", "templates"), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["t"] = tonnes
+    env.filters["ratio"] = ratio
+    return env.get_template("report.html.j2").render(context)
 
 
-def balance_points(
-    engine: Engine, as_of: date, known_at: datetime | None = None
-) -> list[tuple[date, int, int]]:
-    """(date, buffer balance, exposure) yearly from the first issuance to as_of + a few years.
-
-    Each point is ``queries.buffer`` at that date, so the as-of point equals the headline.
-    """
-    first = earliest_issuance(engine)
-    if first is None:
-        return []
-    start = min(first, as_of)
-    days = {start, as_of}
-    days.update(date(y, 1, 1) for y in range(start.year + 1, as_of.year + HORIZON_YEARS + 1))
-    points = []
-    for day in sorted(days):
-        b = queries.buffer(engine, day, None, known_at)
-        points.append((day, int(b["balance"]), int(b["exposure"])))
-    return points
+def tonnes(value: float) -> str:
+    return f"{value:,.0f}"
 
 
-def earliest_issuance(engine: Engine) -> date | None:
-    with engine.connect() as conn:
-        first = conn.execute(select(func.min(vintages.c.issued_on))).scalar()
-    return date.fromisoformat(first) if first else None
+def ratio(value: float | None) -> str:
+    """Coverage as a percentage; an em dash when the pool bears no exposure."""
+    return "—" if value is None else f"{value:.1%}"
 
 
-def program_exposure(by_program: Mapping[str, Any]) -> dict[str, int]:
-    return {name: int(g["exposure"]) for name, g in by_program.get("groups", {}).items()}
+def _minute(moment: datetime) -> str:
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def bearer_exposure(by_bearer: Mapping[str, Any]) -> dict[str, int]:
+def _due_detail(due: Mapping[str, int]) -> str:
+    names = (("proponent", "proponents"), ("pool", "pools"), ("fund", "funds"),
+             ("jurisdiction", "jurisdictions"), ("insurer", "insurers"))
+    return " · ".join(f"{name} {tonnes(due.get(key, 0))}" for key, name in names
+                      if due.get(key) or key in ("proponent", "pool"))
+
+
+def _pool_view(p: Mapping[str, Any]) -> dict[str, Any]:
+    uncovered = max(0, int(p["owed"]) - int(p["balance"]))
+    return {**p, "uncovered": uncovered}
+
+
+def _steps_view(name: str, series: Sequence[BufferStep], balance: int | None) -> dict[str, Any]:
+    shown = list(series)[-STEPS_SHOWN:]
+    return {"pool": name, "rows": shown, "hidden": len(series) - len(shown),
+            "last_balance": series[-1].balance if series else 0, "headline": balance}
+
+
+def _program_exposure(by_group: Mapping[str, Any]) -> dict[str, int]:
+    """Exposure per group (program, or pool as bearer) where there is any."""
+    return {name: int(g["exposure"]) for name, g in by_group.get("groups", {}).items()
+            if g["exposure"]}
+
+
+def _bearer_exposure(by_bearer: Mapping[str, Any]) -> dict[str, int]:
     """Pool-borne exposure per pool, plus exposure transferred to each fund or insurer."""
     out = {name: int(g["exposure"]) for name, g in by_bearer.get("groups", {}).items()
            if g["exposure"]}
@@ -151,311 +196,41 @@ def bearer_exposure(by_bearer: Mapping[str, Any]) -> dict[str, int]:
     return out
 
 
-# ---------------------------------------------------------------------- formatting
-
-
-def esc(value: Any) -> str:
-    """Text from the ledger, made inert in HTML (tags, quotes and ampersands)."""
-    return html.escape(str(value), quote=True)
-
-
-def tonnes(value: int) -> str:
-    return f"{value:,}"
-
-
-def ratio(value: float | None) -> str:
-    """Coverage as a percentage; an em dash when the pool bears no exposure."""
-    return "—" if value is None else f"{value:.1%}"
-
-
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric_from: int = 1) -> str:
-    """A table whose cells are escaped; columns from ``numeric_from`` are right-aligned."""
-    def cls(i: int) -> str:
-        return ' class="num"' if i >= numeric_from else ""
-
-    head = "".join(f"<th{cls(i)}>{esc(h)}</th>" for i, h in enumerate(headers))
-    body = "".join(
-        "<tr>" + "".join(f"<td{cls(i)}>{esc(c)}</td>" for i, c in enumerate(row)) + "</tr>"
-        for row in rows
-    )
-    if not body:
-        body = f'<tr><td colspan="{len(headers)}" class="none">Nothing recorded.</td></tr>'
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def card(label: str, value: str, unit: str, explain: str, ident: str, detail: str = "") -> str:
-    """A headline figure; ``explain`` is trusted markup whose figures the caller escaped."""
-    return (
-        f'<div class="card" id="{esc(ident)}"><div class="label">{esc(label)}</div>'
-        f'<div class="value">{esc(value)}'
-        + (f' <span class="unit">{esc(unit)}</span>' if unit else "")
-        + "</div>"
-        + (f'<div class="detail">{esc(detail)}</div>' if detail else "")
-        + f'<p class="explain">{explain}</p></div>'
-    )
-
-
-def chart(src: str, alt: str) -> str:
-    return f'<figure><img src="{esc(src)}" alt="{esc(alt)}"></figure>'
-
-
-# ---------------------------------------------------------------------- the page
-
-
-def render(figures: Figures, chart_names: Mapping[str, str], stress: dict[str, Any] | None) -> str:
-    """The whole page as one string (inline CSS, no scripts, no network)."""
-    as_of = figures.as_of.isoformat()
-    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    known = (f"what the ledger had recorded by {figures.known_at.isoformat()}"
-             if figures.known_at else
-             f"everything recorded in the ledger when this page was generated ({generated})")
-    sections = [
-        _headline(figures),
-        _runoff(figures, chart_names["runoff"]),
-        _balance(figures, chart_names["balance"]),
-        _by_program(figures, chart_names["program"]),
-        _by_bearer(figures, chart_names["bearer"]),
-        _by_project(figures),
-        _stress(stress),
-        _glossary(),
-    ]
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Permanence report as of {esc(as_of)}</title>
-<style>{CSS}</style>
-</head>
-<body>
-<main>
-<header>
-<h1>Permanence report</h1>
-<p class="lede">The position of the buffer pools as of <strong>{esc(as_of)}</strong>,
-from {esc(known)}.
-All quantities are in tonnes of CO<sub>2</sub>e; one credit is one tonne.</p>
-</header>
-{"".join(sections)}
-</main>
-</body>
-</html>
-"""
-
-
-def _headline(f: Figures) -> str:
-    t, b = f.totals, f.buffer
-    transferred = sum(t["transferred"].values())
-    due = t["due"]
-    cards = [
-        card("Exposure", tonnes(t["exposure"]), "tCO2e",
-             "Credits already issued that the pools guarantee must stay stored. If carbon "
-             "returns to the air before a credit's monitoring period ends, the loss must be "
-             "made good. Retired credits still count: a retired credit must stay permanent too."
-             + (f" A further {esc(tonnes(transferred))} tCO2e has been transferred to "
-                "permanence funds or insurers and is no longer the pools' to bear."
-                if transferred else ""),
-             "exposure"),
-        card("Due liability", tonnes(t["due_total"]), "tCO2e",
-             "Reversals already recorded but not yet compensated, by who owes them. Project "
-             "proponents owe avoidable reversals (harvest, negligence, missed verification); "
-             "the pools owe unavoidable ones (wildfire, storm) and proponents' defaults.",
-             "due",
-             detail=" · ".join(f"{name} {tonnes(due.get(key, 0))}" for key, name in (
-                 ("proponent", "proponents"), ("pool", "pools"), ("fund", "funds"),
-                 ("jurisdiction", "jurisdictions"), ("insurer", "insurers"))
-                 if due.get(key) or key in ("proponent", "pool"))),
-        card("Buffer balance", tonnes(b["balance"]), "tCO2e",
-             f"Credits held in reserve: {esc(tonnes(b['contributions']))} contributed by "
-             f"projects, minus {esc(tonnes(b['cancelled']))} cancelled to compensate "
-             f"reversals, minus {esc(tonnes(b['on_hold']))} on hold.",
-             "balance"),
-        card("Coverage ratio", ratio(b["coverage_ratio"]), "",
-             "Buffer balance, less what the pools owe, divided by the exposure the pools "
-             "bear. 25% means one reserve credit for every four credits guaranteed. Whether "
-             "that is enough is what a stress test answers.",
-             "coverage"),
-    ]
-    if b["shortfall"]:
-        cards.append(card(
-            "Shortfall", tonnes(b["shortfall"]), "tCO2e",
-            "Buffer draws larger than what the pools held: the pools cancelled all they had "
-            "and still owe the rest, which later contributions settle as they arrive.",
-            "shortfall"))
-    rows = [
-        (p["pool"], tonnes(p["balance"]), tonnes(p["owed"]), tonnes(p["shortfall"]),
-         tonnes(p["exposure"]), ratio(p["coverage_ratio"]),
-         tonnes(p["contributions"]), tonnes(p["cancelled"]), tonnes(p["on_hold"]))
-        for p in b["pools"]
-    ]
-    return (
-        '<section id="headline"><h2>Headline figures</h2>'
-        f'<div class="cards">{"".join(cards)}</div>'
-        "<h3>Coverage by pool</h3>"
-        "<p>Each pool backs the vintages of its programs. A pool with a low coverage ratio "
-        "has fewer reserve credits for each credit it guarantees; a dash means the pool "
-        "guarantees nothing at this date.</p>"
-        + table(("Pool", "Buffer balance", "Owed by the pool", "Shortfall", "Exposure borne",
-                 "Coverage ratio", "Contributed", "Cancelled", "On hold"), rows)
-        + "</section>"
-    )
-
-
-def _runoff(f: Figures, src: str) -> str:
-    r = f.runoff
-    rows = [(y["year"], tonnes(y["exposure_ending"])) for y in r["years"]]
-    return (
-        '<section id="runoff"><h2>Run-off ladder</h2>'
-        "<p>When today's exposure leaves the books. Each vintage is monitored for a fixed "
-        "period (40 years under the ICVCM floor, 100 under CAR and CARB); when it ends, the "
-        "pool no longer guarantees those credits. A tall bar is a year in which a large "
-        f"guarantee expires. Total still to run off: <strong>{esc(tonnes(r['total']))}"
-        "</strong> tCO2e.</p>"
-        + chart(src, "Bar chart of exposure ending in each future year")
-        + table(("Year the period ends", "Exposure ending (tCO2e)"), rows)
-        + "</section>"
-    )
-
-
-def _balance(f: Figures, src: str) -> str:
-    rows = [
-        (d.isoformat() + (" (projection)" if d > f.as_of else ""), tonnes(bal), tonnes(exp),
-         ratio(round(bal / exp, 6) if exp else None))
-        for d, bal, exp in f.balance_points
-    ]
-    return (
-        '<section id="buffer-over-time"><h2>Buffer balance over time</h2>'
-        "<p>The reserve (green) against the exposure it backs (red), yearly from the first "
-        f"issuance. Dates after {esc(f.as_of.isoformat())} (shaded) show what is recorded "
-        "today rolled forward: monitoring periods that end, and no new issuances or "
-        "reversals.</p>"
-        + chart(src, "Line chart of buffer balance and exposure by year")
-        + table(("Date", "Buffer balance", "Exposure", "Coverage ratio"), rows)
-        + "</section>"
-    )
-
-
-def _by_program(f: Figures, src: str) -> str:
-    rows = [
-        (name, tonnes(g["exposure"]), tonnes(sum(g["transferred"].values())),
-         tonnes(g["due"].get("proponent", 0)), tonnes(g["due"].get("pool", 0)))
-        for name, g in sorted(f.by_program.get("groups", {}).items(),
+def _program_rows(by_program: Mapping[str, Any]) -> list[tuple[str, int, int, int, int]]:
+    return [
+        (name, g["exposure"], sum(g["transferred"].values()), g["due"].get("proponent", 0),
+         g["due"].get("pool", 0))
+        for name, g in sorted(by_program.get("groups", {}).items(),
                               key=lambda kv: (-kv[1]["exposure"], kv[0]))
     ]
-    return (
-        '<section id="exposure-by-program"><h2>Exposure by program</h2>'
-        "<p>Which crediting programs the guaranteed credits come from, and what their "
-        "projects and pools owe today.</p>"
-        + chart(src, "Bar chart of exposure by program")
-        + table(("Program", "Exposure", "Transferred", "Due by proponents", "Due by pools"), rows)
-        + "</section>"
-    )
 
 
-def _by_bearer(f: Figures, src: str) -> str:
-    rows = sorted(bearer_exposure(f.by_bearer).items(), key=lambda kv: (-kv[1], kv[0]))
-    return (
-        '<section id="exposure-by-bearer"><h2>Exposure by bearer</h2>'
-        "<p>Who would have to make good a reversal: the pool by default, a permanence fund "
-        "or insurer once the liability has been transferred to it.</p>"
-        + chart(src, "Bar chart of exposure by bearer")
-        + table(("Bearer", "Exposure (tCO2e)"), [(n, tonnes(a)) for n, a in rows])
-        + "</section>"
-    )
+def _runoff_bearers(runoff: Mapping[str, Any]) -> list[str]:
+    totals: dict[str, int] = {}
+    for year in runoff["years"]:
+        for bearer, amount in year["by_bearer"].items():
+            totals[bearer] = totals.get(bearer, 0) + abs(int(amount))
+    return sorted(totals, key=lambda b: (-totals[b], b))
 
 
-def _by_project(f: Figures) -> str:
-    groups = sorted(f.by_project.get("groups", {}).items(),
+def _project_rows(by_project: Mapping[str, Any], labels: Sequence[Any]) -> list[dict[str, Any]]:
+    marks: dict[str, set[str]] = {}
+    for item in labels:
+        marks.setdefault(item.project, set()).add(item.label)
+    groups = sorted(by_project.get("groups", {}).items(),
                     key=lambda kv: (-kv[1]["exposure"], -kv[1]["due_total"], kv[0]))
-    groups = [(n, g) for n, g in groups if g["exposure"] or g["due_total"]
-              or g["transferred"]]
+    groups = [(n, g) for n, g in groups if g["exposure"] or g["due_total"] or g["transferred"]]
     shown, rest = groups[:TOP_PROJECTS], groups[TOP_PROJECTS:]
-    rows = [(n, tonnes(g["exposure"]), tonnes(sum(g["transferred"].values())),
-             tonnes(g["due"].get("proponent", 0)), tonnes(g["due"].get("pool", 0)))
+    rows = [{"name": n, "labels": sorted(marks.get(n, ())), "exposure": g["exposure"],
+             "transferred": sum(g["transferred"].values()),
+             "proponent": g["due"].get("proponent", 0), "pool": g["due"].get("pool", 0)}
             for n, g in shown]
     if rest:
-        rows.append((f"{len(rest):,} more projects",
-                     tonnes(sum(g["exposure"] for _, g in rest)),
-                     tonnes(sum(sum(g["transferred"].values()) for _, g in rest)),
-                     tonnes(sum(g["due"].get("proponent", 0) for _, g in rest)),
-                     tonnes(sum(g["due"].get("pool", 0) for _, g in rest))))
-    return (
-        '<section id="exposure-by-project"><h2>Largest projects</h2>'
-        f"<p>The projects with the most exposure (up to {TOP_PROJECTS} by name), what has "
-        "been transferred to funds or insurers, and what is owed today.</p>"
-        + table(("Project", "Exposure", "Transferred", "Due by proponent", "Due by pool"), rows)
-        + "</section>"
-    )
-
-
-def _stress(stress: Mapping[str, Any] | None) -> str:
-    head = '<section id="stress"><h2>Latest stress test</h2>'
-    if not stress:
-        return (
-            head + '<p class="none">No stress test recorded.</p>'
-            "<p>A stress test simulates many possible futures (fires, storms, defaults) and "
-            "asks how often the buffer would run out. Programs should run one at least every "
-            "five years and publish the parameters and results.</p></section>"
-        )
-    rows: list[tuple[str, str]] = []
-    for key, value in stress.items():
-        if isinstance(value, Mapping):
-            if all(not isinstance(v, (Mapping, list, tuple)) for v in value.values()):
-                rows += [(f"{key} {k}", _stress_value(v)) for k, v in value.items()]
-        elif not isinstance(value, (list, tuple)):
-            rows.append((str(key), _stress_value(value)))
-    return (
-        head + "<p>How often, across the simulated futures, the buffer ran out, and how large "
-        "the losses were (VaR: the loss not exceeded at the given confidence; expected "
-        "shortfall: the average loss beyond it).</p>"
-        + table(("Measure", "Value"), rows, numeric_from=1) + "</section>"
-    )
-
-
-def _stress_value(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return {True: "yes", False: "no", None: "—"}[value]
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) < 1 else f"{value:,.0f}"
-    return str(value)
-
-
-def _glossary() -> str:
-    terms = [
-        ("Vintage", "The credits issued to one project in one issuance."),
-        ("Reversal", ("Stored carbon went back to the atmosphere after credits were issued "
-                      "for it.")),
-        ("Avoidable / unavoidable", ("Within the proponent's control (harvest, negligence, "
-                                     "stopping monitoring) or outside it (wildfire, storm, "
-                                     "drought).")),
-        ("Buffer pool", ("Credits withheld from many projects, cancelled to make good "
-                         "unavoidable reversals.")),
-        ("Monitoring period", "How long each vintage is watched and guaranteed."),
-    ]
-    items = "".join(f"<dt>{esc(t)}</dt><dd>{esc(d)}</dd>" for t, d in terms)
-    return f'<section id="glossary"><h2>Terms used</h2><dl>{items}</dl></section>'
-
-
-CSS = """
-body{margin:0;background:#f6f7f5;color:#1d2320;font:16px/1.5 system-ui,-apple-system,
-"Segoe UI",Roboto,Helvetica,Arial,sans-serif}
-main{max-width:1000px;margin:0 auto;padding:24px 20px 60px}
-h1{margin:0 0 4px;font-size:2rem}h2{margin:40px 0 8px;border-bottom:2px solid #2a7f62;
-padding-bottom:4px}h3{margin:24px 0 4px}
-.lede{color:#44504a}
-.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(220px,1fr));gap:14px}
-.card{background:#fff;border:1px solid #d7ddd9;border-radius:8px;padding:14px 16px}
-.card .label{font-size:.85rem;text-transform:uppercase;letter-spacing:.04em;color:#56635c}
-.card .value{font-size:1.9rem;font-weight:650;font-variant-numeric:tabular-nums}
-.card .unit{font-size:1rem;font-weight:400;color:#56635c}
-.card .detail{font-size:.95rem;font-variant-numeric:tabular-nums}
-.explain{font-size:.9rem;color:#3a4540;margin:6px 0 0}
-figure{margin:12px 0}figure img{max-width:100%;height:auto;background:#fff;
-border:1px solid #d7ddd9;border-radius:6px}
-table{border-collapse:collapse;width:100%;background:#fff;margin:8px 0;font-size:.92rem}
-th,td{border:1px solid #d7ddd9;padding:5px 8px;text-align:left;vertical-align:top}
-th{background:#eef1ef}.num{text-align:right;font-variant-numeric:tabular-nums}
-td.none,.none{color:#56635c;font-style:italic}
-dt{font-weight:600;margin-top:8px}dd{margin:0 0 0 16px}
-"""
+        rows.append({
+            "name": f"{len(rest):,} more projects",
+            "labels": sorted({m for n, _ in rest for m in marks.get(n, ())}),
+            "exposure": sum(g["exposure"] for _, g in rest),
+            "transferred": sum(sum(g["transferred"].values()) for _, g in rest),
+            "proponent": sum(g["due"].get("proponent", 0) for _, g in rest),
+            "pool": sum(g["due"].get("pool", 0) for _, g in rest)})
+    return rows

@@ -1,4 +1,4 @@
-"""``permanence report``: the trustee report as an HTML folder that opens offline."""
+"""``permanence report``: the trustee report as one self-contained HTML file."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import typer
 from permanence.cli.app import AS_OF, JSON, KNOWN_AT, app, emit, guarded, runtime, today
 from permanence.parsing import UsageError, to_date, to_timestamp
 
-OUT = typer.Option(..., "--out", help="Folder to write index.html and its charts to.")
+OUT = typer.Option(
+    ..., "--out",
+    help="The page to write (FILE.html), or a folder to write index.html in. One file, "
+         "charts inline: it opens offline and can be mailed as is.")
 
 
 @app.command("report")
@@ -19,20 +22,25 @@ def report(
     known_at: str = KNOWN_AT,
     as_json: bool = JSON,
 ) -> None:
-    """Write the trustee report (index.html + charts); prints the page's path."""
+    """Write the trustee report (one HTML file, charts inline); prints the page's path."""
     from projections.queries import pools
-    from projections.report import write_report_files
-    from risk.service import latest_stress_summary
+    from projections.report import report_path, write_report_html
+    from risk.service import latest_stress_tests
 
     def body() -> None:
-        if out.exists() and not out.is_dir():
-            raise UsageError(f"out: {out} exists and is not a folder")
+        names_file = report_path(out) == out
+        if not names_file and out.exists() and not out.is_dir():
+            raise UsageError(f"out: {out} exists and is not a folder or an .html file")
+        if names_file and out.is_dir():
+            raise UsageError(f"out: {out} is a folder; name the .html file to write")
+        if names_file and not out.parent.is_dir():
+            raise UsageError(f"out: folder {out.parent} does not exist")
         day = to_date(as_of, "as-of") or today()
         kt = to_timestamp(known_at)
         with runtime() as rt:
-            stress = latest_stress_summary(rt.app, pools(rt.engine), as_of=day, known_at=kt)
-            files = write_report_files(rt.engine, out, day, stress, known_at=kt)
-        data = {"report": str(files.index), "charts": [str(c) for c in files.charts]}
+            runs = [run for pool in pools(rt.engine) for run in latest_stress_tests(rt.app, pool)]
+            page = write_report_html(rt.engine, out, day, runs, known_at=kt)
+        data = {"report": str(page), "bytes": page.stat().st_size}
         emit(data, as_json, lambda d: d["report"])
 
     guarded(body)
