@@ -59,18 +59,24 @@ ACCESS: tuple[tuple[APIRouter, acl.Access], ...] = (
 
 ROUTERS: tuple[APIRouter, ...] = tuple(router for router, _ in ACCESS)
 
+ROUTER_ERRORS: dict[int, tuple[int, ...]] = {
+    id(stress): (400, 404, 413, 429),
+}
+"""Errors a router declares for all its routes, besides those of its access policy (the
+stress routes: a rejected run, an unknown pool, a body over the limit, another run busy)."""
+
 
 def access_for(router: APIRouter) -> acl.Access:
     """The router's access policy (an unlisted router gets the cautious default)."""
     return next((access for r, access in ACCESS if r is router), acl.DEFAULT)
 
 
-def _declared(access: acl.Access) -> dict[int | str, dict[str, Any]]:
+def _declared(router: APIRouter, access: acl.Access) -> dict[int | str, dict[str, Any]]:
     """The errors every route of a router may answer (a route adds its own)."""
     if access == acl.OPEN:
         return {}
     # 422: any unknown query parameter; 503: a store that cannot answer
-    return errors.problems(401, 403, 422, 503)
+    return errors.problems(401, 403, 422, 503, *ROUTER_ERRORS.get(id(router), ()))
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None, *,
@@ -114,7 +120,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, *,
     app.state.answers = cache
     app.state.metrics = metrics = HttpMetrics()
     for router, access in ACCESS:
-        app.include_router(router, responses=_declared(access), dependencies=[
+        app.include_router(router, responses=_declared(router, access), dependencies=[
             Depends(known_query_only), *acl.dependencies_for(access)])
     app.add_middleware(acl.RequestLimits)
     app.add_middleware(RequestMetrics, metrics=metrics, routes=lambda: app.router.routes)
