@@ -152,8 +152,10 @@ def test_every_error_is_a_problem_declared_in_the_openapi_document(
           json={"reversal_id": "R9", "route": "buffer", "quantity": 1, "on": "2028-03-01"})
     check("GET", "/profiles/{name}", "/profiles/no-such-program", 404, headers=trustee)
     # 422: a malformed query (named), a malformed body (each field listed)
-    assert check("GET", "/liabilities", "/liabilities", 422, headers=trustee,
-                 params={"as_of": "2025-13-01"})["detail"].startswith("as_of:")
+    bad_day = check("GET", "/liabilities", "/liabilities", 422, headers=trustee,
+                    params={"as_of": "2025-13-01"})
+    assert bad_day["detail"].startswith("as_of:")
+    assert [e["field"] for e in bad_day["errors"]] == ["as_of"]
     bad = check("POST", "/vintages", "/vintages", 422, headers=registry,
                 json={"program": "icvcm-ccp", "project": "P", "quantity": -5, "on": "someday"})
     assert {e["field"] for e in bad["errors"]} == {"quantity", "on"}
@@ -370,3 +372,31 @@ def test_serve_exposes_request_metrics_by_route_template(db_url: str) -> None:
                if s.name == "permanence_http_request_duration_seconds_bucket"
                and s.labels["route"] == "/liabilities" and s.labels["le"] == "+Inf"]
     assert [b.value for b in buckets] == [2.0]
+
+
+# ---------------------------------------------------------------------- typed answers
+
+
+def test_typed_vintage_answer_is_the_ledgers_own_summary(
+    served: tuple[httpx.Client, Runtime, dict[str, str]],
+) -> None:
+    """The response model names the answer's fields; it must not drop, rename or add any
+    (insurance's ``from``, a transfer, labels), nor fill in a vintage not yet issued."""
+    client, rt, tokens = served
+    ledger = build_ledger(rt)
+    rt.app.insure([ledger.a], "Insurer I", date(2026, 1, 1), date(2030, 12, 31), 5_000)
+    rt.app.transfer_liability(ledger.b, "Fund F", "fund", date(2027, 1, 1), term_years=30)
+    rt.app.label_sandbox(ledger.a, "CCP-I", "innovation X", date(2026, 2, 1))
+    reader = as_(tokens, "verifier")
+    for vid in (ledger.a, ledger.b):
+        for day in (date(2024, 6, 1), date(2028, 6, 1)):
+            got = client.get(f"/vintages/{vid}", params={"as_of": day.isoformat()},
+                             headers=reader)
+            assert got.status_code == 200, got.text
+            assert got.json() == rt.app.show(vid, day)
+    assert client.get(f"/vintages/{ledger.a}", params={"as_of": "2024-06-01"},
+                      headers=reader).json()["status"] == "not-issued"
+    insured = client.get(f"/vintages/{ledger.a}", params={"as_of": "2028-06-01"},
+                         headers=reader).json()
+    assert insured["insurance"] == [{"insurer": "Insurer I", "from": "2026-01-01",
+                                     "until": "2030-12-31", "limit": 5_000}]

@@ -19,6 +19,7 @@ The map (:data:`STATUS_OF`, read top down, first match wins):
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -161,7 +162,22 @@ async def _mapped(request: Request, exc: Exception) -> Response:
                   "by the conflicting batch: retry the request as is")
         return problem_response(problem(409, detail, request.url.path))
     type_ = AMBIGUOUS_TYPE if isinstance(exc, AmbiguousVintage) else None
-    return problem_response(problem(status, str(exc), request.url.path, type_=type_))
+    errors = _named_field(str(exc)) if status == 422 else None
+    return problem_response(problem(status, str(exc), request.url.path, errors=errors,
+                                    type_=type_))
+
+
+_FIELD = re.compile(r"([A-Za-z_][A-Za-z0-9_.\-]*): (.+)", re.DOTALL)
+
+
+def _named_field(message: str) -> list[FieldError] | None:
+    """``errors`` for a 422 whose message names its field first (``as_of: ...``), as every
+    :class:`UsageError` does: clients find the field where validation errors put it."""
+    found = _FIELD.fullmatch(message)
+    if found is None:
+        return None
+    field, msg = found.groups()
+    return [FieldError(field=field, loc=[field], msg=msg, type="value_error")]
 
 
 async def _http(request: Request, exc: Exception) -> Response:
