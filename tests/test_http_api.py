@@ -400,3 +400,21 @@ def test_typed_vintage_answer_is_the_ledgers_own_summary(
                          headers=reader).json()
     assert insured["insurance"] == [{"insurer": "Insurer I", "from": "2026-01-01",
                                      "until": "2030-12-31", "limit": 5_000}]
+
+
+def test_metrics_under_the_daemon_show_its_figures_beside_the_requests(sqlite_url: str) -> None:
+    """``daemon --http`` mounts its metrics on the app: one ``/metrics`` shows both."""
+    from scheduler.metrics import Metrics
+
+    app = create_app(Settings(db=sqlite_url))
+    daemon = Metrics()
+    daemon.mount(app)
+    daemon.observe_projection(7, 3)
+    with running(app) as client:
+        assert client.get("/healthz").status_code == 200
+        text = client.get("/metrics").text
+    values = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples
+              if not s.labels}
+    assert (values["permanence_projection_position"], values["permanence_projection_lag"]) == (
+        7, 3)
+    assert samples(text, "permanence_http_requests_total")[("GET", "/healthz", "200")] == 1
