@@ -185,7 +185,10 @@ class AnswerCache:
 CACHE_CONTROL = "private, no-cache"
 """Keep it (per user: answers need a token once auth is enforced) but revalidate each time:
 any recorded event may change it."""
-NOT_MODIFIED_HEADERS = ("etag", "cache-control", "vary")
+CACHED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: the ``If-None-Match`` tag is the current answer's."},
+}
+"""The OpenAPI ``responses`` every route answered through :func:`answer` declares."""
 
 
 def etag_of(body: bytes) -> str:
@@ -229,5 +232,5 @@ def answer(request: Request, question: Question, compute: Callable[[Runtime], An
     return Response(body, media_type="application/json", headers=headers)
 
 
-__all__ = ["CACHE_CONTROL", "AnswerCache", "AnswerStats", "Key", "Question", "answer", "etag_of",
+__all__ = ["CACHED", "CACHE_CONTROL", "AnswerCache", "AnswerStats", "Key", "Question", "answer", "etag_of",
            "matches"]

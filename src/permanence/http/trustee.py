@@ -14,7 +14,7 @@ from fastapi.responses import Response
 
 from ledger.profiles import ProgramProfile
 from permanence.http import schemas
-from permanence.http.answers import answer
+from permanence.http.answers import CACHED, answer
 from permanence.http.dependencies import (
     AsOfQuery,
     KnownAtQuery,
@@ -30,12 +30,6 @@ from permanence.parsing import UsageError, to_timestamp
 from projections import listings, queries
 
 router = APIRouter(tags=["trustee"])
-
-CACHED: dict[int | str, dict[str, Any]] = {
-    304: {"description": "Not modified: the ``If-None-Match`` tag is the current answer's."},
-}
-"""Declared by every route answered from the cache."""
-
 
 @router.get("/liabilities", summary="Exposure and due liability by obligor",
             response_model=schemas.Liabilities, responses=CACHED)

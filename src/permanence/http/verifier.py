@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from permanence.http import schemas
-from permanence.http.answers import answer
+from permanence.http.answers import CACHED, answer
 from permanence.http.dependencies import (
     AsOfQuery,
     KnownAtQuery,
@@ -22,7 +22,6 @@ from permanence.http.dependencies import (
     iso,
 )
 from permanence.http.errors import problems
-from permanence.http.trustee import CACHED
 from permanence.parsing import to_date, to_timestamp
 from projections import listings
 
