@@ -364,11 +364,11 @@ def test_malformed_bodies_are_422_naming_the_field(api: Api) -> None:
     for change, field in BAD_ISSUES:
         got = api.client.post("/vintages", headers=reg, json={**ISSUE, **change})
         assert got.status_code == 422, (change, got.text)
-        locs = [e["loc"] for e in got.json()["detail"]]
+        locs = [e["loc"] for e in got.json()["errors"]]
         assert any(loc[-1] == field or (field == "body" and loc == ["body"]) for loc in locs), (
             change, locs)
     missing = api.client.post("/vintages", headers=reg, json={"project": "P"})
-    assert {e["loc"][-1] for e in missing.json()["detail"]} >= {"program", "quantity", "on"}
+    assert {e["loc"][-1] for e in missing.json()["errors"]} >= {"program", "quantity", "on"}
     a = ids["a"]
     for path, body, field in (
         (f"/vintages/{a}/reversals", {"on": "2026-01-01", "quantity": 10**30, "cause": "storm"},
@@ -384,7 +384,7 @@ def test_malformed_bodies_are_422_naming_the_field(api: Api) -> None:
     ):
         got = api.client.post(path, headers=reg, json=body)
         assert got.status_code == 422, (path, body, got.text)
-        assert any(e["loc"][-1] == field for e in got.json()["detail"]), got.text
+        assert any(e["loc"][-1] == field for e in got.json()["errors"]), got.text
     not_json = api.client.post("/vintages", headers={**reg, "content-type": "application/json"},
                                content=b"{not json")
     assert not_json.status_code == 422

@@ -81,7 +81,12 @@ class Metrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
     def mount(self, app: Any) -> None:
-        """Add ``GET /metrics`` to a FastAPI app."""
+        """Add ``GET /metrics`` to a FastAPI app, or join the app's own ``/metrics`` when it
+        has one (its ``state.metrics.registries``)."""
+        registries = getattr(getattr(app.state, "metrics", None), "registries", None)
+        if isinstance(registries, list):
+            registries.append(self.registry)
+            return
         from fastapi import Response
 
         def metrics() -> Response:

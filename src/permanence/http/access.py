@@ -11,6 +11,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from permanence.http.errors import PROBLEM_MEDIA_TYPE, problem, problem_bytes
 from permanence.tokens import ROLES, Principal, TokenStore
 
 
@@ -162,7 +163,7 @@ class RequestLimits:
         path: str = scope.get("path", "")
         query: bytes = scope.get("query_string", b"")
         if "\x00" in path or b"%00" in query or b"\x00" in query:
-            await _reply(send, 422, "path or query contains a NUL character")
+            await _reply(send, 422, "path or query contains a NUL character", path)
             return
         limit = self.limit_for(path)
         for key, value in scope.get("headers", []):
@@ -170,10 +171,10 @@ class RequestLimits:
                 try:
                     declared = int(value)
                 except ValueError:
-                    await _reply(send, 400, "invalid Content-Length")
+                    await _reply(send, 400, "invalid Content-Length", path)
                     return
                 if declared > limit:
-                    await _reply(send, 413, BodyTooLarge(limit).detail)
+                    await _reply(send, 413, BodyTooLarge(limit).detail, path)
                     return
         received = 0
         started = False
@@ -198,15 +199,13 @@ class RequestLimits:
         except BodyTooLarge as exc:
             if started:
                 raise
-            await _reply(send, 413, str(exc.detail))
+            await _reply(send, 413, str(exc.detail), path)
 
 
-async def _reply(send: Send, status: int, detail: str) -> None:
-    import json
-
-    body = json.dumps({"detail": detail}).encode()
+async def _reply(send: Send, status: int, detail: str, path: str | None = None) -> None:
+    """Answer before the app runs, in the API's one error shape."""
+    body = problem_bytes(problem(status, detail, path))
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
+                "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode()),
                             (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
-

@@ -11,7 +11,7 @@ Guarantees:
 
 - **Never older than observed.** An answer is found only under the exact position the
   caller asks with, and the caller asks with the position its read observed (see
-  ``permanence.http.app.Freshness``), so a cached answer never predates what the read saw.
+  ``permanence.http.freshness.Freshness``), so a cached answer never predates what the read saw.
   When a newer position is stored, answers of older positions are dropped: no new request
   can ask for them any more.
 - **Bounded.** At most ``max_entries`` answers and ``max_bytes`` of them, least recently
@@ -19,14 +19,28 @@ Guarantees:
 - **Single flight.** Concurrent misses for one key compute once; the others wait for that
   result (or its exception, which is not cached).
 - **Thread-safe.** One lock guards the table; computing happens outside it.
+
+Over HTTP (:func:`answer`) each answer carries a strong ``ETag`` (a digest of its bytes) and
+``Cache-Control: private, no-cache``: a client may keep it but must ask again, and a
+request whose ``If-None-Match`` names the current answer gets 304 without the body.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.responses import Response
+
+from permanence.http.dependencies import get_runtime
+from permanence.http.freshness import Freshness
+from permanence.runtime import Runtime
 
 Question = tuple[Hashable, ...]
 """The endpoint and its fully resolved parameters, e.g. ``("/buffer", pool, as_of, known_at)``."""
@@ -166,4 +180,57 @@ class AnswerCache:
             return len(self._entries)
 
 
-__all__ = ["AnswerCache", "AnswerStats", "Key", "Question"]
+# ---------------------------------------------------------------------- over HTTP
+
+CACHE_CONTROL = "private, no-cache"
+"""Keep it (per user: answers need a token once auth is enforced) but revalidate each time:
+any recorded event may change it."""
+CACHED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: the ``If-None-Match`` tag is the current answer's."},
+}
+"""The OpenAPI ``responses`` every route answered through :func:`answer` declares."""
+
+
+def etag_of(body: bytes) -> str:
+    """A strong validator: equal tags mean byte-equal answers."""
+    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+
+
+def matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether ``If-None-Match`` names ``etag`` (weak comparison, as RFC 9110 asks)."""
+    if not if_none_match:
+        return False
+    wanted = etag.removeprefix("W/")
+    for candidate in if_none_match.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == wanted:
+            return True
+    return False
+
+
+def answer(request: Request, question: Question, compute: Callable[[Runtime], Any]) -> Response:
+    """The JSON answer to ``question``, from the app's answer cache or ``compute(runtime)``;
+    304 when the request's ``If-None-Match`` names it.
+
+    The cache key is the question and the position :class:`Freshness` observed, so the
+    answer includes at least every event recorded before the request arrived.
+    """
+    runtime = get_runtime(request)
+    freshness: Freshness = request.app.state.freshness
+    answers: AnswerCache = request.app.state.answers
+    position = freshness.observe()
+
+    def computed() -> bytes:
+        freshness.confirm(position)
+        return orjson.dumps(compute(runtime))
+
+    body = answers.answer(question, position, computed)
+    etag = etag_of(body)
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
+    if matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+__all__ = ["CACHED", "CACHE_CONTROL", "AnswerCache", "AnswerStats", "Key", "Question", "answer", "etag_of",
+           "matches"]
