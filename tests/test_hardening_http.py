@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -19,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import HTTPException
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -175,6 +178,63 @@ def test_one_run_at_a_time_others_are_told_to_retry(
     assert busy.headers["retry-after"] == str(http_stress.BUSY_RETRY_SECONDS)
     assert "one at a time" in busy.json()["detail"]
     assert client.get("/stress-test", params=small).status_code == 200
+
+
+class SlowToGiveBack(threading.BoundedSemaphore):
+    """A slot that takes a while to give back: widens the window in which an answer could
+    be handed over while the slot is still held."""
+
+    def release(self, n: int = 1) -> None:
+        time.sleep(0.2)
+        super().release(n)
+
+
+def test_the_slot_is_free_once_a_run_is_answered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker gives the slot back before it hands over the answer (a result or an
+    error), so a client that sends its next run once answered is never told 429."""
+    monkeypatch.setattr(http_stress, "_slot", SlowToGiveBack(1))
+
+    def fails() -> int:
+        raise ValueError("rejected")
+
+    async def runs() -> list[object]:
+        seen: list[object] = [await http_stress.run_limited(lambda: 7)]
+        seen.append(http_stress._slot.acquire(blocking=False))
+        http_stress._slot.release()
+        with pytest.raises(ValueError, match="rejected"):
+            await http_stress.run_limited(fails)
+        seen.append(http_stress._slot.acquire(blocking=False))
+        http_stress._slot.release()
+        return seen
+
+    assert asyncio.run(runs()) == [7, True, True]
+
+
+def test_a_stopped_run_is_interrupted_and_gives_the_slot_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past the time limit the request is answered 503 at once; the run is interrupted at
+    its next Python instruction and the slot comes back as it ends."""
+    monkeypatch.setattr(http_stress, "TIME_LIMIT_SECONDS", 0.05)
+    interrupted = threading.Event()
+
+    def endless() -> None:
+        try:
+            while True:
+                time.sleep(0.01)
+        except http_stress.StressTimeLimit:
+            interrupted.set()
+            raise
+
+    async def run() -> int:
+        with pytest.raises(HTTPException) as stopped:
+            await http_stress.run_limited(endless)
+        return stopped.value.status_code
+
+    assert asyncio.run(run()) == 503
+    assert interrupted.wait(30)
+    assert http_stress._slot.acquire(timeout=30)  # given back by the interrupted worker
+    http_stress._slot.release()
 
 
 @pytest.mark.parametrize("path", ["/liabilities", "/buffer"])

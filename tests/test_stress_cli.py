@@ -22,6 +22,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import httpx
+import jsonschema_rs
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -29,15 +31,17 @@ from typer.testing import CliRunner
 from ledger.errors import InvalidCommand
 from permanence.cli.main import app as cli
 from permanence.config import Settings
+from permanence.http import stress as http_stress
 from permanence.http.app import create_app
 from permanence.runtime import Runtime
 from permanence.tokens import create_token
 from projections import queries
 from projections.report import write_report_files
 from risk.record import StressTest, StressTestRun, stress_test_id
-from risk.service import latest_stress_summary, latest_stress_tests
+from risk.service import latest_stress_summary, latest_stress_tests, record_stress_test
 from risk.spec import StressSpec
 from risk.stress_test import run_stress_test
+from tests.test_http import running
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -496,5 +500,123 @@ def test_the_api_validates_into_the_same_spec_and_maps_domain_errors(small_pool:
             assert {"one_year_var", "horizon_loss_quantile", "one_year_expected_shortfall",
                     "horizon_expected_shortfall", "p_exhausted_by_year",
                     "loss_histogram"} <= set(run.json())
+    finally:
+        rt.close()
+
+
+# ---------------------------------------------------------------------- typed answers
+
+
+def schema_errors(document: dict[str, Any], schema: dict[str, Any], instance: Any) -> list[str]:
+    """Where ``instance`` breaks ``schema`` (which may refer to the document's components)."""
+    root = {**schema, "components": document["components"]}
+    return [f"{list(e.instance_path)}: {e.message}"
+            for e in jsonschema_rs.Draft202012Validator(root).iter_errors(instance)]
+
+
+def test_the_stress_routes_answers_and_errors_are_described_by_the_openapi_document(
+    small_pool: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each stress route names its answer's schema and declares its errors as problems; real
+    answers (pool models, the stylised pool, a backtest, a listing holding a run recorded by
+    an older version) and real errors validate against the document, and typing the answers
+    changes none of them: they equal what ``permanence stress-test --json`` prints."""
+    db = small_pool
+    rt = Runtime(Settings(db=db))
+    try:
+        # an older version's run: no one-year figures, its horizon quantile named "var"
+        old_results = {"p_exhausted": 0.01, "var": {"0.995": 1_200.0}}
+        record_stress_test(rt.app, "icvcm-ccp", date(2026, 1, 1),
+                           {"model": "independent", "scenarios": 100}, old_results)
+        token, _ = create_token(rt.engine, "desk", "trustee")
+        with running(create_app(Settings(db=db), runtime=rt)) as client:
+            client.headers["Authorization"] = f"Bearer {token}"
+            document = client.get("/openapi.json").json()
+            stress_paths = {(m, p) for p, item in document["paths"].items() for m, op
+                            in item.items() if "stress" in op.get("tags", [])}
+            assert stress_paths == {("get", "/stress-test"), ("post", "/stress-test"),
+                                    ("get", "/pools/{pool}/stress-tests")}
+            for method, path in stress_paths:
+                schema = document["paths"][path][method]["responses"]["200"]["content"][
+                    "application/json"]["schema"]
+                assert set(schema) == {"$ref"}, (method, path, schema)  # a named model
+
+            def answer(method: str, path: str, response: httpx.Response) -> dict[str, Any]:
+                assert response.status_code == 200, response.text
+                declared = document["paths"][path][method]["responses"]["200"]
+                body: dict[str, Any] = response.json()
+                errors = schema_errors(document, declared["content"]["application/json"][
+                    "schema"], body)
+                assert not errors, (method, path, errors)
+                return body
+
+            def problem(method: str, path: str, response: httpx.Response, status: int) -> str:
+                assert response.status_code == status, response.text
+                assert response.headers["content-type"] == "application/problem+json"
+                declared = document["paths"][path][method]["responses"]
+                assert str(status) in declared, (method, path, status)
+                schema = declared[str(status)]["content"]["application/problem+json"]["schema"]
+                assert not schema_errors(document, schema, response.json())
+                assert response.json()["status"] == status
+                return str(response.json()["detail"])
+
+            pool = {"pool": "icvcm-ccp", "as_of": "2028-01-01"}
+            combined = {**pool, "model": "combined", "scenarios": 300, "horizon": 12,
+                        "seed": 4, "target_ruin": 0.5}
+            backtest = {**pool, "model": "backtest", "allocation": {"wildfire": 4_000}}
+            stylised = {"model": "stylised", "pool_size": 100, "event_loss": 30,
+                        "annual_probability": 0.1, "scenarios": 500, "horizon": 20}
+            posted = answer("post", "/stress-test", client.post("/stress-test", json=combined))
+            assert posted["recorded"] == "ST2" and posted["model"] == "combined"
+            replayed = answer("post", "/stress-test", client.post("/stress-test", json=backtest))
+            assert replayed["recorded"] == "ST3" and replayed["losses"][0]["cause"] == "wildfire"
+            got = answer("get", "/stress-test", client.get("/stress-test", params=combined))
+            assert got == {**posted, "recorded": None}
+            query = {**backtest, "allocation": "wildfire=4000"}
+            assert answer("get", "/stress-test", client.get("/stress-test", params=query)) == {
+                **replayed, "recorded": None}
+            alone = answer("get", "/stress-test", client.get("/stress-test", params=stylised))
+            assert "pool" not in alone and alone["exact_p_exhausted"] is not None
+
+            # the same answers as the command line prints (which no model touches)
+            def cli(*args: str) -> Any:
+                out = on_db(db, *args)
+                assert out.exit_code == 0, out.output
+                return json.loads(out.stdout)
+
+            assert got == cli("stress-test", "--pool", "icvcm-ccp", "--as-of", "2028-01-01",
+                              "--model", "combined", "--scenarios", "300", "--horizon", "12",
+                              "--seed", "4", "--target-ruin", "0.5", "--no-record", "--json")
+            assert alone == cli("stress-test", "--model", "stylised", "--pool-size", "100",
+                                "--event-loss", "30", "--annual-probability", "0.1",
+                                "--scenarios", "500", "--horizon", "20", "--json")
+            listing = answer("get", "/pools/{pool}/stress-tests",
+                             client.get("/pools/icvcm-ccp/stress-tests"))
+            assert listing == cli("stress-tests", "--pool", "icvcm-ccp", "--json")
+            assert [r["run_id"] for r in listing["runs"]] == ["ST3", "ST2", "ST1"]
+            assert listing["runs"][-1]["results"] == old_results  # nothing added, nothing lost
+            assert listing["runs"][1]["results"]["one_year_var"] == posted["one_year_var"]
+
+            # every error a stress route answers is a problem it declares
+            assert "atlantis" in problem("get", "/stress-test", client.get(
+                "/stress-test", params={**combined, "pool": "atlantis"}), 404)
+            assert "atlantis" in problem("get", "/pools/{pool}/stress-tests",
+                                         client.get("/pools/atlantis/stress-tests"), 404)
+            assert "since" in problem("post", "/stress-test", client.post(
+                "/stress-test", json={**backtest, "since": "2028-01-01"}), 400)
+            assert "scenarios" in problem("post", "/stress-test", client.post(
+                "/stress-test", json={**combined, "scenarios": 0}), 422)
+            assert http_stress._slot.acquire(timeout=30)
+            try:
+                busy = client.get("/stress-test", params=combined)
+            finally:
+                http_stress._slot.release()
+            assert "one at a time" in problem("get", "/stress-test", busy, 429)
+            assert busy.headers["retry-after"] == str(http_stress.BUSY_RETRY_SECONDS)
+            monkeypatch.setattr(http_stress, "TIME_LIMIT_SECONDS", 0.001)
+            assert "time limit" in problem("post", "/stress-test", client.post(
+                "/stress-test", json={**combined, "scenarios": 20_000, "horizon": 100}), 503)
+        assert [r["run_id"] for r in latest_stress_tests(rt.app, "icvcm-ccp")] == [
+            "ST3", "ST2", "ST1"]  # the stopped run recorded nothing
     finally:
         rt.close()

@@ -7,9 +7,11 @@
 - ``GET /pools/{pool}/stress-tests``: the pool's recorded runs, newest first.
 
 Parameters are :class:`risk.spec.StressSpec`, the one spec the CLI validates into too, with
-this API's limits on top; output matches ``permanence stress-test --json``. A value out of
-range is 422 naming it; the use case (:mod:`risk.stress_test`) raises the domain's errors,
-which the app maps in one place (an unknown pool 404, a rejected run 400).
+this API's limits on top; output matches ``permanence stress-test --json``, typed by
+:mod:`permanence.http.stress_schemas`. A value out of range is 422 naming it; the use case
+(:mod:`risk.stress_test`) raises the domain's errors, which propagate to the app's one error
+map (:mod:`permanence.http.errors`: an unknown pool 404, a rejected run 400). A write's
+author is the request's token (:data:`permanence.http.dependencies.Writer`).
 
 Compute budget: a request may simulate at most :data:`MAX_POOL_YEARS` scenario-years
 (scenarios x horizon) and :data:`MAX_CELLS` scenario-year-projects (x the pool's projects
@@ -27,10 +29,13 @@ import threading
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field, StringConstraints, ValidationError
 
+from permanence.http.dependencies import FreshRuntime, Writer
+from permanence.http.errors import problems
+from permanence.http.stress_schemas import RecordedRuns, StressTestAnswer
 from permanence.parsing import UsageError
 from permanence.runtime import Runtime
 from risk.pool_contents import check_pool, projects_bearing_exposure
@@ -56,15 +61,20 @@ BUSY_RETRY_SECONDS = 5
 
 router = APIRouter(tags=["stress"])
 
-
-def _fresh_runtime(request: Request) -> Runtime:
-    """The API's runtime, caught up (imported late: ``permanence.http.app`` imports this module)."""
-    from permanence.http.app import fresh_runtime
-
-    return fresh_runtime(request)
-
-
-FreshRuntime = Annotated[Runtime, Depends(_fresh_runtime)]
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.",
+                                "schema": {"type": "integer"}}}
+RUN_ERRORS: dict[int | str, dict[str, Any]] = {
+    **problems(400, 404),
+    429: {**problems(429)[429], "headers": _RETRY_AFTER, "description":
+          "Another stress test is running on this server (one at a time); retry after "
+          "``Retry-After`` seconds."},
+    503: {**problems(503)[503], "description":
+          f"The run passed the API's time limit ({TIME_LIMIT_SECONDS:g} s) and was stopped "
+          "(run it with ``permanence stress-test``); or the database cannot answer now "
+          "(with ``Retry-After``)."},
+}
+"""What a run may answer besides its result (auth and 422 come with the router): a rule
+broken (400), an unknown pool (404), the slot busy (429), the time limit (503)."""
 
 
 class StressTestRequest(StressSpec):
@@ -84,7 +94,9 @@ class StressTestQuery(StressTestRequest):
         description="Backtest: repeated CAUSE=CREDITS, one per sub-allocation.")
 
 
-@router.get("/stress-test", summary="Run a stress test (not recorded)")
+@router.get("/stress-test", summary="Run a stress test (not recorded)",
+            response_model=StressTestAnswer, response_model_exclude_unset=True,
+            responses=RUN_ERRORS)
 async def get_stress_test(
     rt: FreshRuntime, params: Annotated[StressTestQuery, Query()]
 ) -> dict[str, Any]:
@@ -98,11 +110,14 @@ async def get_stress_test(
     return outcome.output
 
 
-@router.post("/stress-test", summary="Run a stress test and record it on the pool")
+@router.post("/stress-test", summary="Run a stress test and record it on the pool",
+             response_model=StressTestAnswer, response_model_exclude_unset=True,
+             responses={**RUN_ERRORS, **problems(409, 413)})
 async def post_stress_test(
     rt: FreshRuntime,
     request: Request,
     body: StressTestRequest,
+    who: Writer,
     record: Annotated[bool, Query(description="Record the run (pool models).")] = True,
 ) -> dict[str, Any]:
     """Run a stress test; a pool run is recorded (parameters and results) on its pool.
@@ -114,10 +129,9 @@ async def post_stress_test(
     outcome = await run_limited(lambda: _run(rt, body))
     run_id = None
     if record and outcome.recordable:
-        actor = request.state.principal.actor  # the guard let no write through without one
 
         def save() -> str | None:
-            with request.app.state.refresh_lock, rt.app.acting_as(actor):
+            with request.app.state.refresh_lock, rt.app.acting_as(who.actor):
                 return record_outcome(rt.app, outcome)
 
         run_id = await run_in_threadpool(save)
@@ -125,7 +139,9 @@ async def post_stress_test(
     return outcome.output
 
 
-@router.get("/pools/{pool}/stress-tests", summary="A pool's recorded stress tests")
+@router.get("/pools/{pool}/stress-tests", summary="A pool's recorded stress tests",
+            response_model=RecordedRuns, response_model_exclude_unset=True,
+            responses=problems(400, 404))
 def get_pool_stress_tests(
     rt: FreshRuntime,
     pool: Annotated[str, StringConstraints(max_length=64)],
@@ -149,11 +165,56 @@ _slot = threading.BoundedSemaphore(1)
 """One run at a time per process: the simulation is CPU-bound."""
 
 
+class _Interruptible:
+    """A run in a worker thread, and the one interrupt the request may send it.
+
+    The interrupt is an asynchronous exception, raised at the thread's next Python
+    instruction wherever that is. It is sent at most once and only while the run is inside
+    ``work()`` (both decided under ``guard``), and it strikes before :meth:`call` returns,
+    so what follows the run (giving the slot back, handing over the answer) is never
+    interrupted: the slot is always given back, exactly once.
+    """
+
+    def __init__(self) -> None:
+        self.guard = threading.Lock()
+        self.running = False
+        self.stopped = False
+
+    def call(self, work: Callable[[], T]) -> tuple[T | None, BaseException | None]:
+        """``work()`` unless the request already gave up: its result or its error."""
+        result: T | None = None
+        error: BaseException | None = None
+        try:
+            with self.guard:
+                if self.stopped:
+                    raise StressTimeLimit
+                self.running = True
+            try:
+                result = work()
+            finally:
+                with self.guard:  # a pending interrupt strikes by the end of this block
+                    self.running = False
+        except BaseException as e:  # noqa: BLE001 - handed to the request, whatever it is
+            error = e
+        return result, error
+
+    def stop(self, thread: threading.Thread) -> None:
+        """Stop the run at its next Python instruction (or before it starts)."""
+        with self.guard:
+            self.stopped = True
+            if self.running and thread.ident is not None:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(thread.ident), ctypes.py_object(StressTimeLimit))
+                self.running = False  # once
+
+
 async def run_limited(work: Callable[[], T]) -> T:
     """``work()`` in a worker thread, off the event loop, stopped after the time limit.
 
     429 while another run holds the slot; 503 when the limit passes (the worker is
-    interrupted at its next Python instruction and gives the slot back as it ends).
+    interrupted at its next Python instruction and gives the slot back as it ends). The
+    worker gives the slot back before it hands over the answer, so a client's next run,
+    sent once this one is answered, finds the slot free.
     """
     if not _slot.acquire(blocking=False):
         raise HTTPException(
@@ -163,9 +224,10 @@ async def run_limited(work: Callable[[], T]) -> T:
         )
     loop = asyncio.get_running_loop()
     done: asyncio.Future[T] = loop.create_future()
+    run = _Interruptible()
 
     def settle(result: T | None, error: BaseException | None) -> None:
-        if done.done() or isinstance(error, StressTimeLimit):  # answered 503 already
+        if done.done() or run.stopped:  # answered 503 already, or nobody is waiting
             return
         if error is not None:
             done.set_exception(error)
@@ -173,17 +235,11 @@ async def run_limited(work: Callable[[], T]) -> T:
             done.set_result(result)  # type: ignore[arg-type]
 
     def worker() -> None:
-        result: T | None = None
-        error: BaseException | None = None
+        result, error = run.call(work)
+        _slot.release()  # before the answer: the client's next run finds the slot free
         try:
-            try:
-                result = work()
-            except BaseException as e:  # noqa: BLE001 - handed to the request, whatever it is
-                error = e
-            finally:
-                _slot.release()  # before the answer: the client's next run finds the slot free
             loop.call_soon_threadsafe(settle, result, error)
-        except StressTimeLimit:  # the limit struck between the run and the answer: 503 sent
+        except RuntimeError:  # the loop closed meanwhile (shutdown): nobody is waiting
             pass
 
     thread = threading.Thread(target=worker, name="stress-test", daemon=True)
@@ -195,23 +251,15 @@ async def run_limited(work: Callable[[], T]) -> T:
     try:
         return await asyncio.wait_for(asyncio.shield(done), TIME_LIMIT_SECONDS)
     except asyncio.CancelledError:  # the client went away: nobody wants the answer
-        _interrupt(thread)
+        run.stop(thread)
         raise
     except TimeoutError:
-        _interrupt(thread)
+        run.stop(thread)
         raise HTTPException(
             status_code=503,
             detail=f"stress-test: stopped after the API's time limit of {TIME_LIMIT_SECONDS:g} s; "
                    "run it with `permanence stress-test`",
         ) from None
-
-
-def _interrupt(thread: threading.Thread) -> None:
-    """Raise :class:`StressTimeLimit` in ``thread`` at its next Python instruction."""
-    if thread.ident is not None and thread.is_alive():
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(thread.ident), ctypes.py_object(StressTimeLimit)
-        )
 
 
 def check_budget(spec: StressSpec, projects: int) -> None:
