@@ -35,7 +35,7 @@ from permanence.config import Settings, parse_store
 from permanence.http import access as acl
 from permanence.http import errors
 from permanence.http.answers import AnswerCache
-from permanence.http.dependencies import fresh_runtime, get_runtime, known_query_only
+from permanence.http.dependencies import known_query_only
 from permanence.http.freshness import Freshness
 from permanence.http.metrics import HttpMetrics, RequestMetrics
 from permanence.http.operations import router as operations
@@ -59,13 +59,6 @@ ACCESS: tuple[tuple[APIRouter, acl.Access], ...] = (
 
 ROUTERS: tuple[APIRouter, ...] = tuple(router for router, _ in ACCESS)
 
-ROUTER_ERRORS: dict[int, tuple[int, ...]] = {
-    id(stress): (400, 404, 413, 429),
-}
-"""Errors a router declares for all its routes, besides those of its access policy (the
-stress routes: a rejected run, an unknown pool, a body over the limit, another run busy)."""
-
-
 def access_for(router: APIRouter) -> acl.Access:
     """The router's access policy (an unlisted router gets the cautious default)."""
     return next((access for r, access in ACCESS if r is router), acl.DEFAULT)
@@ -76,7 +69,7 @@ def _declared(router: APIRouter, access: acl.Access) -> dict[int | str, dict[str
     if access == acl.OPEN:
         return {}
     # 422: any unknown query parameter; 503: a store that cannot answer
-    return errors.problems(401, 403, 422, 503, *ROUTER_ERRORS.get(id(router), ()))
+    return errors.problems(401, 403, 422, 503)
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None, *,
@@ -138,6 +131,3 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
-__all__ = ["ACCESS", "ROUTERS", "access_for", "create_app", "fresh_runtime", "get_runtime"]
-"""``fresh_runtime`` and ``get_runtime`` live in :mod:`permanence.http.dependencies`; they are
-named here too while :mod:`permanence.http.stress` imports them from this module."""
