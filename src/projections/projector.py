@@ -32,7 +32,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import PersistenceError, StoredEvent
-from sqlalchemy import Connection, Engine, bindparam, insert, inspect, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.schema import CreateTable
 
@@ -52,6 +52,7 @@ from projections.first_pass import (
 )
 from projections.issued import FRESH, ISSUED_TOPIC, ROW_COLUMNS, IssuedRows, RollKey, record_time
 from projections.schedule import Schedule, difference, schedule
+from projections.storage.schema import read_models_current, stamp_fingerprint
 from projections.tables import (
     PROJECTION_TABLES,
     deltas,
@@ -108,22 +109,10 @@ class Projector:
     # ------------------------------------------------------------------ lifecycle
 
     def create_tables(self) -> None:
-        """Create the read models; rebuild them when an upgrade changed their columns
-        (before any write could fail on a missing column after its event committed)."""
-        metadata.create_all(self.engine, tables=list(PROJECTION_TABLES))
-        if not self._columns_current():
+        """Create the read models, or rebuild them when this code's schema differs from the
+        one they were built with (see :mod:`projections.storage.schema`)."""
+        if not read_models_current(self.engine):
             self.rebuild()
-            return
-        with self.engine.begin() as conn:
-            if conn.execute(select(tracking.c.position).where(tracking.c.name == NAME)).first() is None:
-                conn.execute(insert(tracking).values(name=NAME, position=0))
-
-    def _columns_current(self) -> bool:
-        found = inspect(self.engine)
-        return all(
-            {c["name"] for c in found.get_columns(table.name)} == set(table.columns.keys())
-            for table in PROJECTION_TABLES
-        )
 
     def drop_tables(self) -> None:
         metadata.drop_all(self.engine, tables=list(PROJECTION_TABLES))
@@ -180,6 +169,7 @@ class Projector:
         for index in _secondary_indexes():
             index.create(conn)
         conn.execute(insert(tracking).values(name=NAME, position=position))
+        stamp_fingerprint(conn)  # the tables now have this code's schema
         return found.processed
 
     def _first_pass(
