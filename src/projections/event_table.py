@@ -3,8 +3,8 @@
 A rebuild reads every event once in log order and then the streams of the aggregates that
 changed after their first event, on its own connection and inside its own transaction.
 Going through SQL rather than the recorder saves building a notification object per event,
-and lets it ask for many streams at once. Records come back as plain tuples: (notification
-id, canonical originator id, version, topic, state).
+and lets it ask for many streams at once. Records come back as :class:`ledger.replay.Record`
+(notification id, canonical originator id, version, topic, state).
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-Record = tuple[int, str, int, str, Any]
+from ledger.replay import Record
+
+__all__ = ["EventTable", "Record"]
 
 SQLITE_CANONICAL_ID = (
     "CASE WHEN length(originator_id) = 32 THEN substr(originator_id, 1, 8) || '-' || "
@@ -57,7 +59,7 @@ class EventTable:
             f"LIMIT {self.mark}",
             (position, limit) if upto is None else (position, upto, limit),
         )
-        return list(cursor.fetchall())
+        return list(map(Record._make, cursor.fetchall()))
 
     def bounds(self, cursor: Any) -> tuple[int, int]:
         """The first and last notification ids recorded (0, 0 when there are none)."""
@@ -82,8 +84,8 @@ class EventTable:
             [*stored, upto],
         )
         out: list[list[Record]] = []
-        for record in cursor.fetchall():
-            if not out or out[-1][0][1] != record[1]:
+        for record in map(Record._make, cursor.fetchall()):
+            if not out or out[-1][0].originator_id != record.originator_id:
                 out.append([])
-            out[-1].append(tuple(record))
+            out[-1].append(record)
         return out

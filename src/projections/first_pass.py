@@ -74,7 +74,7 @@ def run(job: Job) -> FirstPass:
         position = job.after
         while page := job.events.after(cursor, position, job.page, upto=job.upto):
             target.executemany(job.insert, issuances(page, rows, found))
-            position = page[-1][0]
+            position = page[-1].nid
         target.execute("COMMIT")
     finally:
         source.close()
