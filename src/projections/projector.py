@@ -188,7 +188,7 @@ class Projector:
             while page := events.after(cursor, position, max(self.page_size, REBUILD_PAGE)):
                 rows = issuances(page, self._issued, found)
                 self._write(conn, PageChanges(new={row[0]: row for row in rows}))
-                position = page[-1].nid
+                position = page[-1][0]  # its notification id
             return found, position
         create = str(CreateTable(vintages).compile(dialect=conn.dialect))
         jobs = [Job(ledger, events, after, upto, path, create, insert_sql("?"), REBUILD_PAGE)
