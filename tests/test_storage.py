@@ -100,3 +100,16 @@ def test_two_processes_opening_a_new_ledger_at_once_both_succeed(db_url: str) ->
 
 def _closing(url: str) -> closing[Runtime]:
     return closing(Runtime(Settings(db=url)))
+
+
+def test_dropped_read_models_are_rebuilt_on_the_next_start(db_url: str) -> None:
+    with _closing(db_url) as rt:
+        vid = _history(rt)
+        rt.projector.drop_tables()
+    with _closing(db_url) as rt:
+        assert rt.projector.lag() == 0
+        with rt.engine.connect() as conn:
+            version = conn.exec_driver_sql(
+                "SELECT version FROM proj_vintages WHERE vintage_id = "
+                + ("?" if conn.dialect.name == "sqlite" else "%s"), (vid,)).scalar()
+        assert version == len(rt.app.stream(vid))

@@ -53,7 +53,11 @@ from projections.first_pass import (
 )
 from projections.issued import FRESH, ISSUED_TOPIC, ROW_COLUMNS, IssuedRows, RollKey, record_time
 from projections.schedule import Schedule, difference, schedule
-from projections.storage.schema import read_models_current, stamp_fingerprint
+from projections.storage.schema import (
+    forget_fingerprint,
+    read_models_current,
+    stamp_fingerprint,
+)
 from projections.tables import (
     PROJECTION_TABLES,
     deltas,
@@ -116,7 +120,10 @@ class Projector:
             self.rebuild()
 
     def drop_tables(self) -> None:
-        metadata.drop_all(self.engine, tables=list(PROJECTION_TABLES))
+        """Drop the read models; the next start (or a rebuild) makes them again."""
+        with self.engine.begin() as conn:
+            forget_fingerprint(conn)
+            metadata.drop_all(conn, tables=list(PROJECTION_TABLES))
         self._cache.clear()
 
     def rebuild(self) -> int:

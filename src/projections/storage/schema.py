@@ -34,6 +34,7 @@ from filelock import FileLock
 from sqlalchemy import Column, Connection, Engine, String, Table, Text, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from projections.storage.base import CODE_LENGTH, metadata
@@ -93,10 +94,23 @@ def stamp_fingerprint(conn: Connection) -> None:
     conn.execute(meta.insert().values(name=FINGERPRINT, value=fingerprint(conn.dialect)))
 
 
+def forget_fingerprint(conn: Connection) -> None:
+    """The read models are gone or partial: the next start rebuilds them."""
+    conn.execute(meta.delete().where(meta.c.name == FINGERPRINT))
+
+
 def read_models_current(engine: Engine) -> bool:
-    """Whether the read models were built by this schema."""
+    """Whether the read models were built by this schema, and are there (every rebuild
+    writes the tracking position, so a dropped table shows as a missing position)."""
+    from projections.tables import tracking
+
     with engine.connect() as conn:
-        return stored_fingerprint(conn) == fingerprint(conn.dialect)
+        if stored_fingerprint(conn) != fingerprint(conn.dialect):
+            return False
+        try:
+            return conn.execute(select(tracking.c.position)).first() is not None
+        except DBAPIError:  # the table is missing
+            return False
 
 
 def _config(conn: Connection) -> Config:
