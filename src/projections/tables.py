@@ -51,6 +51,14 @@ from projections.storage.base import (
 
 READ_MODEL = {"read_model": True}
 """Marks a table rebuilt from the event log (see :mod:`projections.storage.schema`)."""
+FRESH_INFO = "fresh"
+
+
+def fresh(value: object) -> dict[str, object]:
+    """Marks a ``proj_vintages`` column only later events change, with its value for a
+    vintage nothing has happened to since its issuance; an issuance fills every other
+    column (:mod:`projections.issued`)."""
+    return {FRESH_INFO: value}
 
 
 def record_time_text(ts: datetime) -> str:
@@ -98,28 +106,28 @@ vintages = Table(
            autoincrement=False),
     Column("verification_due", String(DAY_LENGTH)),
     Column("lapse_arises_on", String(DAY_LENGTH)),
-    Column("next_default_on", String(DAY_LENGTH)),
+    Column("next_default_on", String(DAY_LENGTH), info=fresh(None)),
     Column("risk_due", String(DAY_LENGTH)),
-    Column("lapse_recorded", Boolean, nullable=False),
-    Column("period_ended", Boolean, nullable=False),
+    Column("lapse_recorded", Boolean, nullable=False, info=fresh(False)),
+    Column("period_ended", Boolean, nullable=False, info=fresh(False)),
     Column("bearer", String(NAME_LENGTH), nullable=False),
     Column("status", String(16), nullable=False),
     Column("exposure_now", BigInteger, nullable=False),
     Column("outstanding_credits", BigInteger, nullable=False),
-    Column("retired", BigInteger, nullable=False),
-    Column("due_proponent", BigInteger, nullable=False),
-    Column("due_pool", BigInteger, nullable=False),
-    Column("buffer_rate", String(16)),
-    Column("annual_probability", String(16)),
+    Column("retired", BigInteger, nullable=False, info=fresh(0)),
+    Column("due_proponent", BigInteger, nullable=False, info=fresh(0)),
+    Column("due_pool", BigInteger, nullable=False, info=fresh(0)),
+    Column("buffer_rate", String(16), info=fresh(None)),
+    Column("annual_probability", String(16), info=fresh(None)),
     Column("risk_class", String(CODE_LENGTH)),
     Column("reversible", Boolean, nullable=False),
     # a liability transfer: to whom, from when, recorded when, and a fund's term end
-    Column("transfer_to", String(NAME_LENGTH)),
-    Column("transfer_on", String(DAY_LENGTH)),
-    Column("transfer_recorded_at", String(STAMP_LENGTH)),
-    Column("term_end", String(DAY_LENGTH)),
-    Column("labels", Text),
-    Column("version", Integer, nullable=False),
+    Column("transfer_to", String(NAME_LENGTH), info=fresh(None)),
+    Column("transfer_on", String(DAY_LENGTH), info=fresh(None)),
+    Column("transfer_recorded_at", String(STAMP_LENGTH), info=fresh(None)),
+    Column("term_end", String(DAY_LENGTH), info=fresh(None)),
+    Column("labels", Text, info=fresh(None)),
+    Column("version", Integer, nullable=False, info=fresh(1)),
     Index("ux_pv_vintage", "vintage_id", unique=True),
     Index("ix_pv_project", "project"),
     *(_due_index(name, column) for name, column in (
