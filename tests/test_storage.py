@@ -113,3 +113,4 @@ def test_dropped_read_models_are_rebuilt_on_the_next_start(db_url: str) -> None:
                 "SELECT version FROM proj_vintages WHERE vintage_id = "
                 + ("?" if conn.dialect.name == "sqlite" else "%s"), (vid,)).scalar()
         assert version == len(rt.app.stream(vid))
+

@@ -166,7 +166,10 @@ def schema_lock(engine: Engine, timeout: float = 60) -> Iterator[None]:
     """
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":
-            where = conn.exec_driver_sql("SELECT current_database(), current_schema()").one()
+            # the configured search path, not current_schema(): that is NULL until the
+            # ledger's schema is created, which is what the lock is for
+            where = conn.exec_driver_sql(
+                "SELECT current_database(), current_setting('search_path')").one()
             key = advisory_key(LOCK_NAMESPACE, where[0], where[1])
             conn.exec_driver_sql("SELECT pg_advisory_lock(%s)", (key,))
             conn.commit()
