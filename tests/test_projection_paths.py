@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 from uuid import uuid4
 
 import orjson
@@ -12,11 +13,35 @@ from ledger.mapper import PydanticMapper
 from ledger.profiles import ProfileCatalog
 from ledger.vintage import Vintage
 from projections.issued import FRESH, ROW_COLUMNS, IssuedRows, record_time
-from projections.projector import _issued_row, _state_row
+from projections.projector import _state_row
 from projections.schedule import schedule
 from projections.tables import record_time_text
 
 CATALOG = ProfileCatalog.load()
+
+
+def _issued_row(v: Vintage, recorded_at: str, nid: int) -> dict[str, Any]:
+    """The issuance columns read off the aggregate, to check the bulk path against."""
+    return {
+        "vintage_id": str(v.id),
+        "program": v.program,
+        "pool": v.pool,
+        "project": v.project,
+        "vintage_year": v.vintage_year or 0,
+        "serial_first": v.serial_first,
+        "serial_last": v.serial_last,
+        "source_key": v.source_key,
+        "corresponding_adjustment": v.corresponding_adjustment,
+        "quantity": v.quantity,
+        "buffer": v.buffer,
+        "issued_on": v.issued_on.isoformat(),
+        "exposure_start": max(v.issued_on, v.clock_start).isoformat(),
+        "period_end": v.period_end.isoformat(),
+        "issued_recorded_at": recorded_at,
+        "issued_nid": nid,
+        "risk_class": v.risk_class,
+        "reversible": v.reversible,
+    }
 
 
 @pytest.mark.parametrize("program", CATALOG.names())

@@ -17,16 +17,9 @@ from eventsourcing.utils import Environment
 from psycopg.conninfo import conninfo_to_dict
 
 from permanence.config import PG_CONNINFO_ENV
+from projections.storage.engines import session_options
 
-
-def session_options(options: str | None, lock_timeout_ms: int, schema: str | None = None) -> str:
-    """libpq ``options``: the URL's own, then ``lock_timeout`` (and ``search_path``)."""
-    parts = [options.strip()] if options and options.strip() else []
-    if lock_timeout_ms > 0:
-        parts.append(f"-c lock_timeout={lock_timeout_ms}")
-    if schema:
-        parts.append(f"-c search_path={schema}")
-    return " ".join(parts)
+__all__ = ["PostgresFactory", "session_options"]
 
 
 class PostgresFactory(postgres.PostgresFactory):

@@ -9,15 +9,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, inspect
 
 from ledger.application import LedgerApp
 from ledger.profiles import ProfileCatalog
 from permanence.config import Settings, Store, parse_store
-from permanence.pgstore import session_options
 from projections.projector import Projector
 from projections.queries import ReadModelIndex
-from scheduler.leader import advisory_key
+from projections.storage import engines
+from projections.storage.schema import create_all, schema_lock
 
 log = logging.getLogger("permanence.runtime")
 
@@ -38,7 +38,9 @@ class Runtime:
         elif self.store.sqlite_path is not None:
             _create_private_file(self.store.sqlite_path)
         self.engine: Engine = make_engine(self.store, settings.lock_timeout_seconds)
-        with _schema_lock(self.engine, self.store):
+        # every table (the event store's, the durable ones, the read models) is made or
+        # upgraded here, by one process at a time, before anything is written
+        with schema_lock(self.engine, timeout=settings.lock_timeout_seconds):
             self.app = LedgerApp(
                 env=dict(self.store.eventsourcing_env),
                 catalog=self.catalog,
@@ -46,7 +48,7 @@ class Runtime:
                 today=settings.today_source(),
             )
             self.projector = Projector(self.app, self.engine)
-            self.projector.create_tables()
+            create_all(self.engine, self.projector.rebuild)
         #: why the read models could not follow the last write (its event is recorded)
         self.behind: str | None = None
         if catch_up_on_write:
@@ -105,58 +107,10 @@ def _create_private_file(path: Path) -> None:
     os.close(fd)
 
 
-@contextmanager
-def _schema_lock(engine: Engine, store: Store) -> Iterator[None]:
-    """Serialise table creation: two processes starting at once on PostgreSQL would
-    otherwise race on ``CREATE OR REPLACE FUNCTION`` ("tuple concurrently updated").
-
-    One lock per database and schema, so ledgers in other schemas start independently;
-    waiting for it is bounded by the lock timeout, as every statement is."""
-    if engine.dialect.name != "postgresql":
-        yield
-        return
-    key = advisory_key("permanence-schema", store.eventsourcing_env["POSTGRES_DBNAME"],
-                       store.schema)
-    with engine.connect() as conn:
-        conn.exec_driver_sql("SELECT pg_advisory_lock(%s)", (key,))
-        conn.commit()
-        try:
-            yield
-        finally:
-            conn.exec_driver_sql("SELECT pg_advisory_unlock(%s)", (key,))
-            conn.commit()
-
-
 def make_engine(store: Store, lock_timeout: int) -> Engine:
     """A SQLAlchemy engine on the same database as the event store."""
-    if store.kind == "sqlite":
-        engine = create_engine(
-            store.sqlalchemy_url, connect_args={"timeout": lock_timeout}, future=True
-        )
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute(f"PRAGMA busy_timeout={lock_timeout * 1000}")
-            cur.close()
-
-        return engine
-    options = session_options(store.libpq.get("options"), lock_timeout * 1000, store.schema)
-    return create_engine(
-        store.sqlalchemy_url,
-        connect_args={"options": options, "connect_timeout": _connect_timeout(store, lock_timeout)},
-        pool_pre_ping=True,
-        future=True,
-    )
-
-
-def _connect_timeout(store: Store, lock_timeout: int) -> int:
-    """The URL's ``connect_timeout``, else the lock timeout (at least 5 s): a server that
-    does not answer is reported as one does not wait for a lock forever."""
-    given = store.libpq.get("connect_timeout", "")
-    return int(given) if given.isdigit() else max(5, lock_timeout)
+    return engines.make_engine(store.sqlalchemy_url, lock_timeout, libpq=store.libpq,
+                               schema=store.schema if store.kind != "sqlite" else None)
 
 
 @contextmanager

@@ -51,10 +51,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, Engine, MetaData, String, Table, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy import Column, Engine, String, Table, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from permanence.parsing import UsageError
+from projections.storage.base import CODE_LENGTH, STAMP_LENGTH, metadata
+from projections.storage.schema import ensure_durable
 
 ROLES: tuple[str, ...] = ("registry", "verifier", "trustee")
 TOKEN_PREFIX = "pmt_"
@@ -65,17 +67,19 @@ longest a revoked token keeps working on a running server (docs/security.md)."""
 MAX_REMEMBERED_TOKENS = 1024
 """Verified tokens a server remembers at most (least recently used out first)."""
 
-metadata = MetaData()
+HASH_LENGTH = 64  # SHA-256 hex
 
 auth_tokens = Table(
     "auth_tokens",
     metadata,
-    Column("name", String(64), primary_key=True),
+    Column("name", String(CODE_LENGTH), primary_key=True),
     Column("role", String(16), nullable=False),
-    Column("token_hash", String(64), nullable=False, unique=True),
-    Column("created_at", String(32), nullable=False),
-    Column("revoked_at", String(32)),
+    Column("token_hash", String(HASH_LENGTH), nullable=False, unique=True),
+    Column("created_at", String(STAMP_LENGTH), nullable=False),
+    Column("revoked_at", String(STAMP_LENGTH)),
 )
+"""Never rebuilt (no event records a token): its shape changes only through a migration
+(``projections/storage/migrations``)."""
 
 
 class TokenError(Exception):
@@ -115,11 +119,9 @@ class TokenInfo:
 
 
 def create_table(engine: Engine) -> None:
-    """Create ``auth_tokens`` if absent (two processes may race; the loser finds it made)."""
-    try:
-        metadata.create_all(engine, checkfirst=True)
-    except DBAPIError:
-        metadata.create_all(engine, checkfirst=True)
+    """Make sure ``auth_tokens`` exists and is migrated (under the schema lock, so two
+    processes starting at once do not race; cheap after the first call per engine)."""
+    ensure_durable(engine)
 
 
 def hash_token(token: str) -> str:

@@ -3,8 +3,8 @@
 A rebuild reads every event once in log order and then the streams of the aggregates that
 changed after their first event, on its own connection and inside its own transaction.
 Going through SQL rather than the recorder saves building a notification object per event,
-and lets it ask for many streams at once. Records come back as plain tuples: (notification
-id, canonical originator id, version, topic, state).
+and lets it ask for many streams at once. Records come back as :class:`ledger.replay.Record`
+(notification id, canonical originator id, version, topic, state).
 """
 
 from __future__ import annotations
@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-Record = tuple[int, str, int, str, Any]
+from ledger.replay import Record
+
+Row = tuple[int, str, int, str, Any]
+"""A :class:`Record`'s fields as the database cursor returns them, unnamed: the rebuild's
+first pass reads every event of the log this way, where naming each of a million rows
+would cost more than unpacking them (see :meth:`EventTable.after`)."""
+
+__all__ = ["EventTable", "Record", "Row"]
 
 SQLITE_CANONICAL_ID = (
     "CASE WHEN length(originator_id) = 32 THEN substr(originator_id, 1, 8) || '-' || "
@@ -47,9 +54,9 @@ class EventTable:
                        hex_ids=False)
         raise ValueError(f"no events table to read for a {type(recorder).__name__} on {dialect}")
 
-    def after(self, cursor: Any, position: int, limit: int, upto: int | None = None) -> list[Record]:
+    def after(self, cursor: Any, position: int, limit: int, upto: int | None = None) -> list[Row]:
         """Up to ``limit`` records after notification ``position`` (and, if given, at or
-        before ``upto``), in log order."""
+        before ``upto``), in log order, as unnamed rows (the hot path of a rebuild)."""
         bound = "" if upto is None else f" AND {self.nid} <= {self.mark}"
         cursor.execute(
             f"SELECT {self.nid}, {self.canonical_id}, originator_version, topic, state "
@@ -57,7 +64,8 @@ class EventTable:
             f"LIMIT {self.mark}",
             (position, limit) if upto is None else (position, upto, limit),
         )
-        return list(cursor.fetchall())
+        rows: list[Row] = cursor.fetchall()
+        return rows
 
     def bounds(self, cursor: Any) -> tuple[int, int]:
         """The first and last notification ids recorded (0, 0 when there are none)."""
@@ -82,8 +90,8 @@ class EventTable:
             [*stored, upto],
         )
         out: list[list[Record]] = []
-        for record in cursor.fetchall():
-            if not out or out[-1][0][1] != record[1]:
+        for record in map(Record._make, cursor.fetchall()):
+            if not out or out[-1][0].originator_id != record.originator_id:
                 out.append([])
-            out[-1].append(tuple(record))
+            out[-1].append(record)
         return out

@@ -70,6 +70,7 @@ from ledger.errors import LedgerError
 from ledger.events import Issued, VintageEvent
 from ledger.mapper import decode_state
 from ledger.profiles import Rules
+from ledger.replay import fold
 from ledger.vintage import Vintage
 from risk.record import StressTestRun
 
@@ -161,7 +162,8 @@ def event_name(topic: str) -> str:
 
 
 class Replayer:
-    """Rebuilds vintages from export records with the domain classes alone.
+    """Rebuilds vintages from export records with the domain classes alone (each record
+    validated as untrusted input, then applied by :func:`ledger.replay.fold`).
 
     Holds one aggregate per vintage (not the events), so memory grows with the number of
     vintages, not with the length of the log.
@@ -211,11 +213,10 @@ class Replayer:
             where = ".".join(str(p) for p in first["loc"])
             raise ReplayError(f"{cls.__name__} does not validate: {where}: {first['msg']}") from None
         try:
-            vintage = event.mutate(current)
+            vintage = fold(current, event)  # the versions were checked above
         except (KeyError, AttributeError, LedgerError) as e:
             raise ReplayError(f"{cls.__name__} cannot be applied to vintage {vid}: {e!r}") from None
         if current is None:
-            assert isinstance(vintage, Vintage)
             # Vintages of one profile version share equal rules: keep one copy of them.
             key = orjson.dumps(record["state"]["rules"], option=orjson.OPT_SORT_KEYS)
             vintage.rules = self._rules.setdefault(key, vintage.rules)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from projections.event_table import EventTable, Record
+from projections.event_table import EventTable, Row
 from projections.issued import ISSUED_TOPIC, IssuedRows, RollKey
 
 
@@ -74,7 +74,7 @@ def run(job: Job) -> FirstPass:
         position = job.after
         while page := job.events.after(cursor, position, job.page, upto=job.upto):
             target.executemany(job.insert, issuances(page, rows, found))
-            position = page[-1][0]
+            position = page[-1][0]  # its notification id
         target.execute("COMMIT")
     finally:
         source.close()
@@ -82,7 +82,7 @@ def run(job: Job) -> FirstPass:
     return found
 
 
-def issuances(page: Sequence[Record], rows: IssuedRows, found: FirstPass) -> list[list[Any]]:
+def issuances(page: Sequence[Row], rows: IssuedRows, found: FirstPass) -> list[list[Any]]:
     """The rows of a page's issuances; its other events mark their vintages as changed
     after issuance (the second pass replays those)."""
     new = []

@@ -20,30 +20,17 @@ from ledger.calendar import add_years
 from ledger.events import Issued
 from ledger.lapses import owed_in_full
 from ledger.mapper import decode_state
-from projections.tables import record_time_text, vintages
+from projections.tables import FRESH_INFO, record_time_text, vintages
 
 #: A roll-up amount's key: (measure, key, ISO day, program, pool).
 RollKey = tuple[str, str, str, str, str]
 
-#: The columns :meth:`IssuedRows.row` fills, in this order. An issuance leaves every other
-#: column at its value in :data:`FRESH`, which the insert writes as SQL literals: a million
-#: rows then bind a third fewer values.
-ROW_COLUMNS = (
-    "vintage_id", "program", "pool", "project", "vintage_year", "serial_first",
-    "serial_last", "source_key", "corresponding_adjustment", "quantity", "buffer",
-    "issued_on", "exposure_start", "period_end", "issued_recorded_at", "issued_nid",
-    "verification_due", "lapse_arises_on", "risk_due", "risk_class", "bearer", "exposure_now",
-    "outstanding_credits", "reversible", "status",
-)
-#: The state columns of a vintage nothing has happened to since its issuance.
-FRESH: dict[str, Any] = {
-    "next_default_on": None, "lapse_recorded": False, "period_ended": False,
-    "retired": 0, "due_proponent": 0, "due_pool": 0,
-    "buffer_rate": None, "annual_probability": None, "labels": None, "version": 1,
-    "transfer_to": None, "transfer_on": None, "transfer_recorded_at": None, "term_end": None,
-}
-if sorted((*ROW_COLUMNS, *FRESH)) != sorted(c.name for c in vintages.columns):  # pragma: no cover
-    raise ImportError("projections.issued no longer covers the columns of proj_vintages")
+#: The columns :meth:`IssuedRows.row` fills, in this order (the table's): every column of
+#: ``proj_vintages`` not marked fresh in :mod:`projections.tables`.
+ROW_COLUMNS = tuple(c.name for c in vintages.columns if FRESH_INFO not in c.info)
+#: The state columns of a vintage nothing has happened to since its issuance. The insert
+#: writes them as SQL literals: a million rows then bind a third fewer values.
+FRESH: dict[str, Any] = {c.name: c.info[FRESH_INFO] for c in vintages.columns if FRESH_INFO in c.info}
 
 #: (issued_on, exposure_start, period_end, verification_due, lapse_arises_on, risk_due,
 #: whether any exposure is carried), as ISO text.
@@ -108,8 +95,8 @@ class IssuedRows:
             vintage_id, program, pool, s["project"], s["vintage_year"] or 0, s["serial_first"],
             s["serial_last"], s["source_key"], s["corresponding_adjustment"], quantity, buffer_,
             on, start, end, record_time(s["timestamp"]), nid, due, lapse, risk_due,
-            s["risk_class"], pool, quantity if exposed else 0, quantity, reversible,
-            "monitored" if reversible else "non-reversible",
+            pool, "monitored" if reversible else "non-reversible", quantity if exposed else 0,
+            quantity, s["risk_class"], reversible,
         ]
 
 

@@ -32,13 +32,14 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import PersistenceError, StoredEvent
-from sqlalchemy import Connection, Engine, bindparam, insert, inspect, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.schema import CreateTable
 
 from ledger.application import LedgerApp
 from ledger.calendar import add_years
 from ledger.events import Issued, VintageEvent
+from ledger.replay import fold
 from ledger.vintage import Vintage
 from projections.event_table import EventTable, Record
 from projections.first_pass import (
@@ -52,6 +53,11 @@ from projections.first_pass import (
 )
 from projections.issued import FRESH, ISSUED_TOPIC, ROW_COLUMNS, IssuedRows, RollKey, record_time
 from projections.schedule import Schedule, difference, schedule
+from projections.storage.schema import (
+    forget_fingerprint,
+    read_models_current,
+    stamp_fingerprint,
+)
 from projections.tables import (
     PROJECTION_TABLES,
     deltas,
@@ -108,25 +114,16 @@ class Projector:
     # ------------------------------------------------------------------ lifecycle
 
     def create_tables(self) -> None:
-        """Create the read models; rebuild them when an upgrade changed their columns
-        (before any write could fail on a missing column after its event committed)."""
-        metadata.create_all(self.engine, tables=list(PROJECTION_TABLES))
-        if not self._columns_current():
+        """Create the read models, or rebuild them when this code's schema differs from the
+        one they were built with (see :mod:`projections.storage.schema`)."""
+        if not read_models_current(self.engine):
             self.rebuild()
-            return
-        with self.engine.begin() as conn:
-            if conn.execute(select(tracking.c.position).where(tracking.c.name == NAME)).first() is None:
-                conn.execute(insert(tracking).values(name=NAME, position=0))
-
-    def _columns_current(self) -> bool:
-        found = inspect(self.engine)
-        return all(
-            {c["name"] for c in found.get_columns(table.name)} == set(table.columns.keys())
-            for table in PROJECTION_TABLES
-        )
 
     def drop_tables(self) -> None:
-        metadata.drop_all(self.engine, tables=list(PROJECTION_TABLES))
+        """Drop the read models; the next start (or a rebuild) makes them again."""
+        with self.engine.begin() as conn:
+            forget_fingerprint(conn)
+            metadata.drop_all(conn, tables=list(PROJECTION_TABLES))
         self._cache.clear()
 
     def rebuild(self) -> int:
@@ -180,6 +177,7 @@ class Projector:
         for index in _secondary_indexes():
             index.create(conn)
         conn.execute(insert(tracking).values(name=NAME, position=position))
+        stamp_fingerprint(conn)  # the tables now have this code's schema
         return found.processed
 
     def _first_pass(
@@ -197,7 +195,7 @@ class Projector:
             while page := events.after(cursor, position, max(self.page_size, REBUILD_PAGE)):
                 rows = issuances(page, self._issued, found)
                 self._write(conn, PageChanges(new={row[0]: row for row in rows}))
-                position = page[-1][0]
+                position = page[-1][0]  # its notification id
             return found, position
         create = str(CreateTable(vintages).compile(dialect=conn.dialect))
         jobs = [Job(ledger, events, after, upto, path, create, insert_sql("?"), REBUILD_PAGE)
@@ -227,18 +225,17 @@ class Projector:
         streams one by one gives exactly what following the log does, with one aggregate
         in hand at a time instead of a cache that a large registry would overflow.
         """
-        _, vid, version, topic, state = stream[0]
-        uid = UUID(vid)
-        issued = self._event(uid, version, topic, state)
+        vid = stream[0].originator_id
+        issued = self._event(stream[0])
         if not isinstance(issued, Issued):
             return []  # another kind of aggregate (stress-test records) has no figures here
-        vintage: Vintage = issued.mutate(None)
+        vintage = fold(None, issued)
         before = schedule(vintage)
-        for i, (nid, _, version, topic, state) in enumerate(stream[1:], start=1):
+        for i, record in enumerate(stream[1:], start=1):
             try:
-                event = self._event(uid, version, topic, state)
+                event = self._event(record)
                 if isinstance(event, VintageEvent):
-                    before = self._apply(nid, event, vintage, before, changes, rolled)
+                    before = self._apply(record.nid, event, vintage, before, changes, rolled)
             except Exception as e:
                 if not _poison(e):
                     raise
@@ -283,9 +280,11 @@ class Projector:
 
     # ------------------------------------------------------------------ processing
 
-    def _event(self, vid: UUID, version: int, topic: str, state: Any) -> object:
-        stored = StoredEvent(originator_id=vid, originator_version=version, topic=topic,
-                             state=state)
+    def _event(self, record: Record) -> object:
+        """The record decoded by the application's mapper (upcasting older versions)."""
+        stored = StoredEvent(originator_id=UUID(record.originator_id),
+                             originator_version=record.originator_version, topic=record.topic,
+                             state=record.state)
         return self.app.mapper.to_domain_event(stored)
 
     def _apply(
@@ -294,7 +293,7 @@ class Projector:
     ) -> Schedule:
         """Apply a later event to its vintage; its dated deltas and roll-up changes are the
         difference of the vintage's schedules. Returns the schedule after it."""
-        event.mutate(vintage)  # in place
+        fold(vintage, event)  # in place
         current = schedule(vintage)
         change = difference(before, current)
         recorded_at = record_time(event.timestamp.isoformat())
@@ -304,13 +303,14 @@ class Projector:
 
     def _read(self, after: int, limit: int) -> list[Record]:
         page = self.app.recorder.select_notifications(start=after + 1, limit=limit)
-        return [(n.id, str(n.originator_id), n.originator_version, n.topic, n.state) for n in page]
+        return [Record(n.id, str(n.originator_id), n.originator_version, n.topic, n.state)
+                for n in page]
 
     def _process(self, start: int, page: Sequence[Record]) -> None:
         rolled: dict[RollKey, int] = {}
         try:
             changes = self._compute(page, rolled)
-            self._commit(start, page[-1][0], changes, rolled)
+            self._commit(start, page[-1].nid, changes, rolled)
         except ProjectionConflict:
             self._cache.clear()
             raise
@@ -325,7 +325,7 @@ class Projector:
             position = start
             for record in page:
                 self._process(position, [record])
-                position = record[0]
+                position = record.nid
         except BaseException:
             self._cache.clear()
             raise
@@ -337,13 +337,13 @@ class Projector:
             moved = conn.execute(
                 update(tracking)
                 .where(tracking.c.name == NAME, tracking.c.position == start)
-                .values(position=record[0])
+                .values(position=record.nid)
             )
             if moved.rowcount != 1:
                 raise ProjectionConflict(f"tracking moved past {start}")
             conn.execute(insert(failures).values(_failure_row(record, error)))
-        log.error("projection failed", extra={"fields": {"notification": record[0],
-                                                          "vintage_id": record[1], "error": error}})
+        log.error("projection failed", extra={"fields": {
+            "notification": record.nid, "vintage_id": record.originator_id, "error": error}})
 
     def failures(self) -> list[dict[str, Any]]:
         """Notifications the read models could not take, oldest first."""
@@ -355,15 +355,15 @@ class Projector:
         """The page's row changes; its roll-up amounts are added to ``rolled``."""
         changes = PageChanges()
         issued_row = self._issued.row
-        for nid, vid, version, topic, state in page:
+        for record in page:
+            nid, vid, version, topic, state = record
             if topic == ISSUED_TOPIC:
                 changes.new[vid] = issued_row(nid, vid, state, rolled)
                 continue
-            uid = UUID(vid)
-            event = self._event(uid, version, topic, state)
+            event = self._event(record)
             if not isinstance(event, VintageEvent):
                 continue  # other aggregates (stress-test records) have no figures here
-            vintage, before = self._load(uid, version - 1)
+            vintage, before = self._load(UUID(vid), version - 1)
             self._remember(vintage, self._apply(nid, event, vintage, before, changes, rolled))
             # written after the page's new rows, so this holds for one issued in it too
             changes.changed.setdefault(vid, {}).update(_state_row(vintage))
@@ -429,7 +429,8 @@ def _error_line() -> str:
 
 
 def _failure_row(record: Record, error: str) -> dict[str, Any]:
-    return {"nid": record[0], "vintage_id": record[1], "topic": record[3], "error": error,
+    return {"nid": record.nid, "vintage_id": record.originator_id, "topic": record.topic,
+            "error": error,
             "failed_at": record_time_text(datetime.now(UTC))}
 
 
@@ -557,29 +558,6 @@ def _literal(value: object) -> str:
 
 def _iso(d: date | None) -> str | None:
     return d.isoformat() if d else None
-
-
-def _issued_row(v: Vintage, recorded_at: str, nid: int) -> dict[str, Any]:
-    return {
-        "vintage_id": str(v.id),
-        "program": v.program,
-        "pool": v.pool,
-        "project": v.project,
-        "vintage_year": v.vintage_year or 0,
-        "serial_first": v.serial_first,
-        "serial_last": v.serial_last,
-        "source_key": v.source_key,
-        "corresponding_adjustment": v.corresponding_adjustment,
-        "quantity": v.quantity,
-        "buffer": v.buffer,
-        "issued_on": v.issued_on.isoformat(),
-        "exposure_start": max(v.issued_on, v.clock_start).isoformat(),
-        "period_end": v.period_end.isoformat(),
-        "issued_recorded_at": recorded_at,
-        "issued_nid": nid,
-        "risk_class": v.risk_class,
-        "reversible": v.reversible,
-    }
 
 
 def _state_row(v: Vintage) -> dict[str, Any]:

@@ -33,14 +33,32 @@ from sqlalchemy import (
     Column,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
     text,
 )
 
-metadata = MetaData()
+from projections.storage.base import (
+    CODE_LENGTH,
+    DAY_LENGTH,
+    ID_LENGTH,
+    KEY_LENGTH,
+    NAME_LENGTH,
+    STAMP_LENGTH,
+    metadata,
+)
+
+READ_MODEL = {"read_model": True}
+"""Marks a table rebuilt from the event log (see :mod:`projections.storage.schema`)."""
+FRESH_INFO = "fresh"
+
+
+def fresh(value: object) -> dict[str, object]:
+    """Marks a ``proj_vintages`` column only later events change, with its value for a
+    vintage nothing has happened to since its issuance; an issuance fills every other
+    column (:mod:`projections.issued`)."""
+    return {FRESH_INFO: value}
 
 
 def record_time_text(ts: datetime) -> str:
@@ -60,55 +78,56 @@ def _due_index(name: str, column: str) -> Index:
 tracking = Table(
     "proj_tracking",
     metadata,
-    Column("name", String(64), primary_key=True),
+    Column("name", String(CODE_LENGTH), primary_key=True),
     Column("position", BigInteger, nullable=False),
+    info=READ_MODEL,
 )
 
 vintages = Table(
     "proj_vintages",
     metadata,
-    Column("vintage_id", String(36), nullable=False),
-    Column("program", String(64), nullable=False),
-    Column("pool", String(64), nullable=False),
-    Column("project", String(200), nullable=False),
+    Column("vintage_id", String(ID_LENGTH), nullable=False),
+    Column("program", String(CODE_LENGTH), nullable=False),
+    Column("pool", String(CODE_LENGTH), nullable=False),
+    Column("project", String(NAME_LENGTH), nullable=False),
     Column("vintage_year", Integer, nullable=False),  # 0 when unknown
-    Column("serial_first", String(200)),
-    Column("serial_last", String(200)),
-    Column("source_key", String(400)),
+    Column("serial_first", String(NAME_LENGTH)),
+    Column("serial_last", String(NAME_LENGTH)),
+    Column("source_key", String(KEY_LENGTH)),
     Column("corresponding_adjustment", String(100)),
     Column("quantity", BigInteger, nullable=False),
     Column("buffer", BigInteger, nullable=False),
-    Column("issued_on", String(10), nullable=False),
-    Column("exposure_start", String(10), nullable=False),
-    Column("period_end", String(10), nullable=False),
-    Column("issued_recorded_at", String(32), nullable=False),
+    Column("issued_on", String(DAY_LENGTH), nullable=False),
+    Column("exposure_start", String(DAY_LENGTH), nullable=False),
+    Column("period_end", String(DAY_LENGTH), nullable=False),
+    Column("issued_recorded_at", String(STAMP_LENGTH), nullable=False),
     # INTEGER on SQLite, so that it is the rowid itself rather than a second key
     Column("issued_nid", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
            autoincrement=False),
-    Column("verification_due", String(10)),
-    Column("lapse_arises_on", String(10)),
-    Column("next_default_on", String(10)),
-    Column("risk_due", String(10)),
-    Column("lapse_recorded", Boolean, nullable=False),
-    Column("period_ended", Boolean, nullable=False),
-    Column("bearer", String(200), nullable=False),
+    Column("verification_due", String(DAY_LENGTH)),
+    Column("lapse_arises_on", String(DAY_LENGTH)),
+    Column("next_default_on", String(DAY_LENGTH), info=fresh(None)),
+    Column("risk_due", String(DAY_LENGTH)),
+    Column("lapse_recorded", Boolean, nullable=False, info=fresh(False)),
+    Column("period_ended", Boolean, nullable=False, info=fresh(False)),
+    Column("bearer", String(NAME_LENGTH), nullable=False),
     Column("status", String(16), nullable=False),
     Column("exposure_now", BigInteger, nullable=False),
     Column("outstanding_credits", BigInteger, nullable=False),
-    Column("retired", BigInteger, nullable=False),
-    Column("due_proponent", BigInteger, nullable=False),
-    Column("due_pool", BigInteger, nullable=False),
-    Column("buffer_rate", String(16)),
-    Column("annual_probability", String(16)),
-    Column("risk_class", String(64)),
+    Column("retired", BigInteger, nullable=False, info=fresh(0)),
+    Column("due_proponent", BigInteger, nullable=False, info=fresh(0)),
+    Column("due_pool", BigInteger, nullable=False, info=fresh(0)),
+    Column("buffer_rate", String(16), info=fresh(None)),
+    Column("annual_probability", String(16), info=fresh(None)),
+    Column("risk_class", String(CODE_LENGTH)),
     Column("reversible", Boolean, nullable=False),
     # a liability transfer: to whom, from when, recorded when, and a fund's term end
-    Column("transfer_to", String(200)),
-    Column("transfer_on", String(10)),
-    Column("transfer_recorded_at", String(32)),
-    Column("term_end", String(10)),
-    Column("labels", Text),
-    Column("version", Integer, nullable=False),
+    Column("transfer_to", String(NAME_LENGTH), info=fresh(None)),
+    Column("transfer_on", String(DAY_LENGTH), info=fresh(None)),
+    Column("transfer_recorded_at", String(STAMP_LENGTH), info=fresh(None)),
+    Column("term_end", String(DAY_LENGTH), info=fresh(None)),
+    Column("labels", Text, info=fresh(None)),
+    Column("version", Integer, nullable=False, info=fresh(1)),
     Index("ux_pv_vintage", "vintage_id", unique=True),
     Index("ix_pv_project", "project"),
     *(_due_index(name, column) for name, column in (
@@ -123,6 +142,7 @@ vintages = Table(
     # the few vintages that cannot reverse: their issued total is read without a scan
     Index("ix_pv_non_reversible", "issued_on", sqlite_where=text("NOT reversible"),
           postgresql_where=text("NOT reversible")),
+    info=READ_MODEL,
 )
 
 deltas = Table(
@@ -130,55 +150,59 @@ deltas = Table(
     metadata,
     Column("nid", BigInteger, nullable=False),
     Column("seq", Integer, nullable=False),
-    Column("recorded_at", String(32), nullable=False),
-    Column("vintage_id", String(36), nullable=False),
+    Column("recorded_at", String(STAMP_LENGTH), nullable=False),
+    Column("vintage_id", String(ID_LENGTH), nullable=False),
     Column("measure", String(16), nullable=False),
-    Column("key", String(200), nullable=False),
-    Column("day", String(10), nullable=False),
+    Column("key", String(NAME_LENGTH), nullable=False),
+    Column("day", String(DAY_LENGTH), nullable=False),
     # the business date of the event that made the change (run-off ignores later facts)
-    Column("on", String(10), nullable=False),
+    Column("on", String(DAY_LENGTH), nullable=False),
     Column("amount", BigInteger, nullable=False),
-    Column("program", String(64), nullable=False),
-    Column("pool", String(64), nullable=False),
-    Column("project", String(200), nullable=False),
+    Column("program", String(CODE_LENGTH), nullable=False),
+    Column("pool", String(CODE_LENGTH), nullable=False),
+    Column("project", String(NAME_LENGTH), nullable=False),
     Column("vintage_year", Integer, nullable=False),
     Index("ix_pd_nid", "nid", "seq", unique=True),
     Index("ix_pd_project", "project", "day"),
     Index("ix_pd_vintage", "vintage_id"),
     Index("ix_pd_day", "day"),
+    info=READ_MODEL,
 )
 
 rollup = Table(
     "proj_rollup",
     metadata,
     Column("measure", String(16), primary_key=True),
-    Column("key", String(200), primary_key=True),
-    Column("day", String(10), primary_key=True),
-    Column("program", String(64), primary_key=True),
-    Column("pool", String(64), primary_key=True),
+    Column("key", String(NAME_LENGTH), primary_key=True),
+    Column("day", String(DAY_LENGTH), primary_key=True),
+    Column("program", String(CODE_LENGTH), primary_key=True),
+    Column("pool", String(CODE_LENGTH), primary_key=True),
     Column("amount", BigInteger, nullable=False),
     Index("ix_pr_day", "day"),
+    info=READ_MODEL,
 )
 
 rollup_year = Table(
     "proj_rollup_year",
     metadata,
     Column("measure", String(16), primary_key=True),
-    Column("key", String(200), primary_key=True),
+    Column("key", String(NAME_LENGTH), primary_key=True),
     Column("year", Integer, primary_key=True),
-    Column("program", String(64), primary_key=True),
-    Column("pool", String(64), primary_key=True),
+    Column("program", String(CODE_LENGTH), primary_key=True),
+    Column("pool", String(CODE_LENGTH), primary_key=True),
     Column("amount", BigInteger, nullable=False),
+    info=READ_MODEL,
 )
 
 failures = Table(
     "proj_failures",
     metadata,
     Column("nid", BigInteger, primary_key=True),
-    Column("vintage_id", String(36), nullable=False),
+    Column("vintage_id", String(ID_LENGTH), nullable=False),
     Column("topic", Text, nullable=False),
     Column("error", Text, nullable=False),
-    Column("failed_at", String(32), nullable=False),
+    Column("failed_at", String(STAMP_LENGTH), nullable=False),
+    info=READ_MODEL,
 )
 
 PROJECTION_TABLES = (vintages, deltas, rollup, rollup_year, failures, tracking)

@@ -13,12 +13,13 @@ database when the process dies, so a crashed leader never blocks a successor:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any, Protocol
 
 from filelock import FileLock, Timeout
+
+from projections.storage.schema import advisory_key
 
 log = logging.getLogger("scheduler.leader")
 LOCK_NAMESPACE = "permanence-scheduler"
@@ -135,12 +136,6 @@ class AdvisoryLeaderLock:
             self._conn.close()
         finally:
             self._conn = None
-
-
-def advisory_key(*parts: str | None) -> int:
-    """A stable signed 64-bit key for ``pg_try_advisory_lock``."""
-    digest = hashlib.blake2b("\x1f".join(p or "" for p in parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
 
 
 def libpq_params(sqlalchemy_url: str) -> dict[str, str]:
