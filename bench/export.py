@@ -14,7 +14,8 @@ from common import Timer, sqlite_store, vintage_specs
 
 from permanence.config import Settings
 from permanence.runtime import Runtime
-from projections.export import verify_export, write_export
+from projections.export import write_export
+from projections.export_verify import verify_export
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:

@@ -22,8 +22,8 @@ from projections.export import (
     canonical,
     log_records,
     record_hash,
-    verify_export,
 )
+from projections.export_verify import verify_export
 from projections.queries import Filters, liabilities
 
 PERMANENCE = Path(sys.executable).with_name("permanence")

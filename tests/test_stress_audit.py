@@ -10,7 +10,8 @@ import pytest
 from ledger.errors import UnknownVintage
 from permanence.runtime import Runtime
 from projections.consistency import check
-from projections.export import verify_export, write_export
+from projections.export import write_export
+from projections.export_verify import verify_export
 from projections.queries import buffer, pools
 from projections.report import write_report_files
 from risk.record import stress_test_id

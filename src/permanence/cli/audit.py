@@ -147,7 +147,8 @@ def verify_export_command(
     as_json: bool = JSON,
 ) -> None:
     """Verify an export offline: hash chain, replay of every vintage, manifest totals."""
-    from projections.export import HEAD_PATTERN, verify_export
+    from projections.export import HEAD_PATTERN
+    from projections.export_verify import verify_export
 
     def body() -> None:
         expected = None
