@@ -26,7 +26,7 @@ PROGRESS_MIN_ROWS = 5_000
 #: Records per transaction (``permanence.imports.loader.BATCH``, checked by a test).
 BATCH = 2000
 
-FORMAT = typer.Argument(..., help="The registry's export format.")
+FORMAT = typer.Argument(..., metavar="FORMAT", help="The registry's export format.")
 FILE = typer.Argument(..., help="The registry's CSV export.")
 REJECTS = typer.Option(
     None, "--rejects", help="Where to write rejected rows (default FILE.rejects.csv)."
