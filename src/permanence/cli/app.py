@@ -7,6 +7,7 @@ runs, so that ``permanence liabilities --json`` pays only for what it uses.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -58,13 +59,18 @@ class PermanenceGroup(TyperGroup):
     """The root command: global options may follow the subcommand too, and a usage error
     (an unknown option, a bad choice, a missing value) is one line, as every error is."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             windows_expand_args: bool = True, **extra: Any) -> Any:
+        run = functools.partial(super().main, args=args, prog_name=prog_name,
+                                complete_var=complete_var, standalone_mode=False,
+                                windows_expand_args=windows_expand_args, **extra)
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return run()
         from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            code = run()
         except NoArgsIsHelpError as e:  # `permanence` alone: the help, as click shows it
             e.show()
             sys.exit(e.exit_code)
@@ -92,9 +98,19 @@ class PermanenceGroup(TyperGroup):
 
 
 def usage_problem(error: Exception) -> str:
-    """Click's message of a usage error, on one line, with the command to ask for help."""
-    format_message = getattr(error, "format_message", None)
-    text = format_message() if format_message else str(error)
+    """A usage error on one line, in the CLI's words: ``by: 'x' is not one of ...`` for a
+    bad value (the field first, as every other message), click's own words otherwise;
+    then the command to ask for help."""
+    from typer._click.exceptions import BadParameter, MissingParameter
+
+    param = getattr(error, "param", None)
+    if isinstance(error, BadParameter) and not isinstance(error, MissingParameter) and param:
+        name = param.metavar if param.param_type_name == "argument" and param.metavar else (
+            param.opts[0] if param.opts else param.name or "value")
+        text = f"{name.lstrip('-').lower()}: {error.message}"
+    else:
+        format_message = getattr(error, "format_message", None)
+        text = format_message() if format_message else str(error)
     text = " ".join(text.replace("Value error, ", "").split())
     ctx = getattr(error, "ctx", None)
     if ctx is not None:
