@@ -55,9 +55,35 @@ def hoist_global_options(args: Sequence[str]) -> list[str]:
     return front + rest
 
 
+#: what a text option's value is, in help (``--on DATE`` rather than ``--on <str>``)
+METAVARS = {
+    "--on": "DATE", "--as-of": "DATE", "--from": "DATE", "--since": "DATE",
+    "--period-start": "DATE", "--period-end": "DATE", "--crediting-start": "DATE",
+    "--crediting-end": "DATE", "--due-from": "DATE", "--due-to": "DATE",
+    "--vintage": "ID", "--quantity": "TONNES", "--buffer": "TONNES",
+    "--program": "PROGRAM", "--project": "PROJECT", "--pool": "POOL", "--vintage-year": "YEAR",
+    "--serials": "FIRST-LAST",
+}
+
+
+def _name_values(command: Any) -> None:
+    """Give the text options of ``command`` and its subcommands the metavars above."""
+    for param in getattr(command, "params", []):
+        descriptor = getattr(param, "type_descriptor", None)
+        if (param.metavar is None and param.opts and param.opts[0] in METAVARS
+                and getattr(descriptor, "annotation", None) is str):
+            param.metavar = METAVARS[param.opts[0]]
+    for sub in getattr(command, "commands", {}).values():
+        _name_values(sub)
+
+
 class PermanenceGroup(TyperGroup):
     """The root command: global options may follow the subcommand too, and a usage error
     (an unknown option, a bad choice, a missing value) is one line, as every error is."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _name_values(self)
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,
