@@ -18,7 +18,15 @@ import typer
 from typer.core import TyperGroup
 
 # re-exported: the command modules import these from here
-from permanence.cli.errors import EXIT_CODES_HELP, EXIT_REFUSED, exits, fail, guarded, say_error
+from permanence.cli.errors import (
+    EXIT_CODES_HELP,
+    EXIT_REFUSED,
+    exits,
+    fail,
+    guarded,
+    say_error,
+    usage_problem,
+)
 from permanence.cli.options import AS_OF, JSON, KNOWN_AT, PLOT
 from permanence.cli.output import due_text, emit
 from permanence.parsing import UsageError, required_date, to_date
@@ -121,27 +129,6 @@ class PermanenceGroup(TyperGroup):
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
-
-
-def usage_problem(error: Exception) -> str:
-    """A usage error on one line, in the CLI's words: ``by: 'x' is not one of ...`` for a
-    bad value (the field first, as every other message), click's own words otherwise;
-    then the command to ask for help."""
-    from typer._click.exceptions import BadParameter, MissingParameter
-
-    param = getattr(error, "param", None)
-    if isinstance(error, BadParameter) and not isinstance(error, MissingParameter) and param:
-        name = param.metavar if param.param_type_name == "argument" and param.metavar else (
-            param.opts[0] if param.opts else param.name or "value")
-        text = f"{name.lstrip('-').lower()}: {error.message}"
-    else:
-        format_message = getattr(error, "format_message", None)
-        text = format_message() if format_message else str(error)
-    text = " ".join(text.replace("Value error, ", "").split())
-    ctx = getattr(error, "ctx", None)
-    if ctx is not None:
-        text += f" (see {ctx.command_path} -h)"
-    return text
 
 
 HELP_EPILOG = (

@@ -81,6 +81,27 @@ def database_problem(error: BaseException) -> str:
     return first
 
 
+def usage_problem(error: Exception) -> str:
+    """A usage error on one line, in the CLI's words: ``by: 'x' is not one of ...`` for a
+    bad value (the field first, as every other message), click's own words otherwise;
+    then the command to ask for help."""
+    from typer._click.exceptions import BadParameter, MissingParameter
+
+    param = getattr(error, "param", None)
+    if isinstance(error, BadParameter) and not isinstance(error, MissingParameter) and param:
+        name = param.metavar if param.param_type_name == "argument" and param.metavar else (
+            param.opts[0] if param.opts else param.name or "value")
+        text = f"{name.lstrip('-').lower()}: {error.message}"
+    else:
+        format_message = getattr(error, "format_message", None)
+        text = format_message() if format_message else str(error)
+    text = " ".join(text.replace("Value error, ", "").split())
+    ctx = getattr(error, "ctx", None)
+    if ctx is not None:
+        text += f" (see {ctx.command_path} -h)"
+    return text
+
+
 def say_error(message: str) -> None:
     """The one line on stderr that names the problem."""
     typer.echo(f"error: {message}", err=True)
