@@ -142,10 +142,11 @@ def cli(db_url: str, *args: str) -> Any:
 def test_cli_lists_and_resolves_prefixes(db_url: str, runtime: Runtime, ledger: Ledger) -> None:
     table = cli(db_url, "vintages", "--pool", "car-forest")
     assert table.exit_code == 0, table.output
-    lines = table.output.splitlines()
-    assert lines[0].split()[:3] == ["id", "program", "pool"]
-    assert [line.split()[0] for line in lines[1:]] == [ledger.b[:8], ledger.d1[:8], ledger.d2[:8]]
-    assert "transferred" in lines[1] and "10,000" in lines[1]
+    header, rule, *lines = table.output.splitlines()
+    assert header.split()[:3] == ["id", "program", "pool"]
+    assert set(rule) == {"─"}  # the table's rule under its header
+    assert [line.split()[0] for line in lines] == [ledger.b[:8], ledger.d1[:8], ledger.d2[:8]]
+    assert "transferred" in lines[0] and "10,000" in lines[0]
 
     import json
 

@@ -65,6 +65,9 @@ def main() -> None:
         "issue", "--program", "carb-forest", "--project", "SIERRA-FOREST-2", "--vintage-year", "2023",
         "--quantity", "50000", "--buffer", "9000", "--on", "2024-06-01", "--json"))["vintage_id"]
 
+    say("Find vintages (any command takes the first 8 characters of an id)")
+    permanence("vintages")
+
     say("A verification of the first vintage")
     permanence("verify", "--vintage", a, "--on", "2029-06-30", "--verifier", "Example VVB")
 
@@ -79,10 +82,10 @@ def main() -> None:
                "--beneficiary", "Example Airline")
 
     say("The audit trail of the second vintage")
-    permanence("history", b)
+    permanence("history", b[:8])
 
     say("The first vintage as of 2034-07-01: verification was due on 2034-06-30")
-    permanence("show", a, "--as-of", "2034-07-01")
+    permanence("show", a[:8], "--as-of", "2034-07-01")
 
     if _has_command("simulate"):
         say("What if nobody verifies again? Simulate the scheduler on a copy of the ledger")
@@ -98,14 +101,14 @@ def main() -> None:
         say("The third vintage's verification report (dated 2031-01-20) arrives late: "
             "its lapse never arose, and a correcting event says why")
         permanence("verify", "--vintage", c, "--on", "2031-01-20")
-        permanence("history", c)
+        permanence("history", c[:8])
 
     say("Insurance covers the second vintage's unavoidable reversals up to 5,000 t")
     permanence("insure", "--vintage", b, "--insurer", "Example Re", "--from", "2028-01-01",
                "--to", "2060-12-31", "--limit", "5000")
     permanence("reversal", "--vintage", b, "--on", "2033-09-01", "--quantity", "6000",
                "--cause", "wildfire")
-    permanence("show", b, "--as-of", "2034-01-01")
+    permanence("show", b[:8], "--as-of", "2034-01-01")
 
     say(f"Nothing is dated after today ({TODAY}); looking ahead is what simulate is for")
     permanence("sweep", "--as-of", "2040-01-01", refused=True)

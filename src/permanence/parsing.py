@@ -23,6 +23,14 @@ def to_date(text: str | None, field: str) -> date | None:
         raise UsageError(str(e)) from None
 
 
+def required_date(text: str, field: str) -> date:
+    """A date that must be given (typer has checked that it was)."""
+    value = to_date(text, field)
+    if value is None:
+        raise UsageError(f"{field}: a date YYYY-MM-DD is required")
+    return value
+
+
 def to_timestamp(text: str | None, field: str = "known-at") -> datetime | None:
     """Parse an ISO timestamp (a bare date means the end of that day, UTC), in UTC.
 

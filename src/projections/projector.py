@@ -24,7 +24,7 @@ import sqlite3
 import threading
 import traceback
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -95,6 +95,30 @@ class PageChanges:
     deltas: list[dict[str, Any]] = field(default_factory=list)
 
 
+class _Ticker:
+    """A rebuild's progress for its ``progress(events_done, events_total)`` callback."""
+
+    def __init__(self, progress: Callable[[int, int], None] | None) -> None:
+        self.progress = progress
+        self.done = self.total = 0
+
+    def start(self, total: int) -> None:
+        self.total = total
+        self._report()
+
+    def add(self, events: int) -> None:
+        self.done = min(self.total, self.done + events)
+        self._report()
+
+    def finish(self, total: int) -> None:
+        self.done = self.total = total
+        self._report()
+
+    def _report(self) -> None:
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
 class Projector:
     """Keeps ``proj_*`` tables in step with the event log."""
 
@@ -126,7 +150,7 @@ class Projector:
             metadata.drop_all(conn, tables=list(PROJECTION_TABLES))
         self._cache.clear()
 
-    def rebuild(self) -> int:
+    def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Replace the read models with ones built from the first event, in one transaction.
 
         Until it commits, readers see the old tables (SQLite) or wait for the new ones
@@ -136,7 +160,12 @@ class Projector:
         which is several times faster than maintaining them row by row. Ledger writes on
         SQLite wait for it (up to the lock timeout). Returns how many notifications were
         processed.
+
+        ``progress(events_done, events_total)`` is called at the start, after each page (or
+        each phase of a first pass shared among workers) and at the end: events count once,
+        when applied (an issuance in the first pass, a later event in the second).
         """
+        tick = _Ticker(progress)
         with self._lock, _collector_paused(), scratch_files(self.rebuild_workers) as files:
             self._cache.clear()
             try:
@@ -148,17 +177,17 @@ class Projector:
                                 # DROP would commit on its own: begin here, taking the write
                                 # lock now (which also holds the log still for the workers)
                                 conn.exec_driver_sql("BEGIN IMMEDIATE")
-                            return self._rebuild(conn, files)
+                            return self._rebuild(conn, files, tick)
                     finally:
                         _detach_parts(conn)  # SQLite detaches only outside a transaction
             finally:
                 self._cache.clear()
 
-    def _rebuild(self, conn: Connection, files: list[str]) -> int:
+    def _rebuild(self, conn: Connection, files: list[str], tick: _Ticker) -> int:
         events = EventTable.of(self.app.recorder, conn.dialect.name)
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            found, position = self._first_pass(conn, cursor, events, files)
+            found, position = self._first_pass(conn, cursor, events, files, tick)
             VINTAGE_KEY.create(conn)  # the second pass updates rows by vintage id
             rolled = found.rolled
             ids = sorted(found.changed_later)
@@ -166,9 +195,11 @@ class Projector:
             for start in range(0, len(ids), STREAMS_PER_QUERY):
                 changes = PageChanges()
                 chunk = ids[start : start + STREAMS_PER_QUERY]
-                for stream in events.streams(cursor, chunk, position):
+                streams = events.streams(cursor, chunk, position)
+                for stream in streams:
                     broken += self._replay(stream, changes, rolled)
                 self._write(conn, changes)
+                tick.add(sum(len(stream) - 1 for stream in streams))
         finally:
             cursor.close()
         _write_rollups(conn, rolled)
@@ -178,15 +209,17 @@ class Projector:
             index.create(conn)
         conn.execute(insert(tracking).values(name=NAME, position=position))
         stamp_fingerprint(conn)  # the tables now have this code's schema
+        tick.finish(found.processed)
         return found.processed
 
     def _first_pass(
-        self, conn: Connection, cursor: Any, events: EventTable, files: list[str]
+        self, conn: Connection, cursor: Any, events: EventTable, files: list[str], tick: _Ticker
     ) -> tuple[FirstPass, int]:
         """The issuances' rows, in this process or, for a large SQLite ledger, shared out
         among worker processes (:mod:`projections.first_pass`). Returns what else the
         pass found and the last notification id it read."""
         first, last = events.bounds(cursor)
+        tick.start(last - first + 1 if last else 0)
         ledger = database_file(cursor.connection) if conn.dialect.name == "sqlite" else None
         parts = ranges(first, last, len(files))
         if ledger is None or not last or last - first + 1 < self.parallel_from or len(parts) < 2:
@@ -196,6 +229,7 @@ class Projector:
                 rows = issuances(page, self._issued, found)
                 self._write(conn, PageChanges(new={row[0]: row for row in rows}))
                 position = page[-1][0]  # its notification id
+                tick.add(len(rows))
             return found, position
         create = str(CreateTable(vintages).compile(dialect=conn.dialect))
         jobs = [Job(ledger, events, after, upto, path, create, insert_sql("?"), REBUILD_PAGE)
@@ -213,7 +247,9 @@ class Projector:
                 worker.stop()
         for i, job in enumerate(jobs):
             conn.exec_driver_sql(f"ATTACH DATABASE ? AS {PART}{i}", (job.scratch,))
-            conn.exec_driver_sql(f"INSERT INTO {vintages.name} SELECT * FROM {PART}{i}.{vintages.name}")
+            copied = conn.exec_driver_sql(
+                f"INSERT INTO {vintages.name} SELECT * FROM {PART}{i}.{vintages.name}")
+            tick.add(max(0, copied.rowcount))
         return found, last
 
     def _replay(

@@ -9,23 +9,24 @@ cannot be imported go to the rejects file with their line and reason.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from permanence.cli.app import JSON, app, emit, guarded, runtime
-from permanence.imports import PARSERS
-from permanence.imports.loader import BATCH, ImportSummary, load, prepare, save_rejects
+from permanence.cli.app import JSON, app, runtime
+from permanence.cli.choices import ImportFormat
+from permanence.cli.errors import EXIT_REFUSED, exits
+from permanence.cli.options import QUIET
+from permanence.cli.output import emit, progress_bar
 from permanence.parsing import UsageError
 
 #: Files shorter than this import too fast for a progress bar to be worth drawing.
 PROGRESS_MIN_ROWS = 5_000
+#: Records per transaction (``permanence.imports.loader.BATCH``, checked by a test).
+BATCH = 2000
 
-
-FORMAT = typer.Argument(..., metavar="FORMAT", help=f"One of: {', '.join(sorted(PARSERS))}.")
+FORMAT = typer.Argument(..., metavar="FORMAT", help="The registry's export format.")
 FILE = typer.Argument(..., help="The registry's CSV export.")
 REJECTS = typer.Option(
     None, "--rejects", help="Where to write rejected rows (default FILE.rejects.csv)."
@@ -34,53 +35,32 @@ BATCH_SIZE = typer.Option(BATCH, "--batch", help="Records per transaction.")
 
 
 @app.command("import")
+@exits
 def import_(
-    fmt: str = FORMAT,
+    fmt: ImportFormat = FORMAT,
     file: Path = FILE,
     rejects: Path = REJECTS,
     batch: int = BATCH_SIZE,
+    quiet: bool = QUIET,
     as_json: bool = JSON,
 ) -> None:
     """Import a registry export: issuances, retirements and cancellations, and CARB reversals
     and compensations. Exit 1 when every row was rejected or the totals do not reconcile."""
+    from permanence.imports.loader import load, prepare, save_rejects
 
-    def body() -> None:
-        if batch < 1:
-            raise UsageError(f"batch: must be at least 1, got {batch}")
-        try:
-            prepared = prepare(fmt, file)
-        except (ValueError, FileNotFoundError) as exc:  # ImportFormatError is a ValueError
-            raise UsageError(str(exc)) from exc
-        show = not as_json and sys.stderr.isatty() and prepared.rows > PROGRESS_MIN_ROWS
-        with runtime() as rt, _progress(show, prepared.rows) as advance:
-            summary = load(rt, prepared, batch=batch, progress=advance)
-        save_rejects(summary, rejects)
-        emit(summary.as_dict(), as_json, _text)
-        if summary.failed:
-            raise typer.Exit(1)
-
-    guarded(body)
-
-
-@contextmanager
-def _progress(show: bool, rows: int) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr when asked for, else a callback that does nothing."""
-    if not show:
-        yield lambda n: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("importing rows", total=rows)
-        yield lambda n: bar.advance(task, n)
+    if batch < 1:
+        raise UsageError(f"batch: must be at least 1, got {batch}")
+    try:
+        prepared = prepare(fmt.value, file)
+    except (ValueError, FileNotFoundError) as exc:  # ImportFormatError is a ValueError
+        raise UsageError(str(exc)) from exc
+    show = not (as_json or quiet) and sys.stderr.isatty() and prepared.rows > PROGRESS_MIN_ROWS
+    with runtime() as rt, progress_bar(show, "importing rows", prepared.rows) as bar:
+        summary = load(rt, prepared, batch=batch, progress=bar.advance)
+    save_rejects(summary, rejects)
+    emit(summary.as_dict(), as_json, _text)
+    if summary.failed:
+        raise typer.Exit(EXIT_REFUSED)
 
 
 def _text(data: dict[str, Any]) -> str:
@@ -124,4 +104,4 @@ def _text(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["ImportSummary", "import_"]
+__all__ = ["import_"]

@@ -10,8 +10,11 @@ from typing import Any
 
 import typer
 
-from permanence.cli.app import JSON, app, emit, guarded, runtime
-from permanence.parsing import UsageError, to_date
+from permanence.cli.app import JSON, app, runtime
+from permanence.cli.choices import VintageStatus
+from permanence.cli.errors import exits
+from permanence.cli.output import Human, emit, table
+from permanence.parsing import to_date
 
 SHORT_ID = 8
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -23,59 +26,51 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 NUMERIC = frozenset({"vintage_year", "quantity", "buffer"})
 
 
-def _cell(key: str, value: Any) -> str:
+def _cell(key: str, value: Any) -> Any:
     if key == "vintage_id":
         return str(value)[:SHORT_ID]
     if key == "labels":
         return ",".join(value) or "-"
-    if value is None:
-        return "-"
-    if key in ("quantity", "buffer"):
-        return f"{value:,}"
-    return str(value)
+    if key == "vintage_year" and value is not None:
+        return str(value)
+    return value
 
 
-def vintages_table(data: dict[str, Any]) -> str:
-    """An aligned table (numbers right-aligned), then how to get the next page."""
+def vintages_table(data: dict[str, Any]) -> Human:
+    """A table (numbers right-aligned), then how to get the next page."""
     rows = data["vintages"]
     if not rows:
         return "no vintages"
-    cells = [[h for h, _ in COLUMNS]] + [[_cell(k, r[k]) for _, k in COLUMNS] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
-    lines = [
-        "  ".join(c.rjust(w) if k in NUMERIC else c.ljust(w)
-                  for c, w, (_, k) in zip(row, widths, COLUMNS, strict=True)).rstrip()
-        for row in cells
-    ]
+    parts: list[Any] = [table(
+        [(h, "right" if k in NUMERIC else "left") for h, k in COLUMNS],
+        ([_cell(k, r[k]) for _, k in COLUMNS] for r in rows))]
     if data["next_cursor"] is not None:
-        lines.append(f"more: --cursor {data['next_cursor']}")
-    return "\n".join(lines)
+        parts.append(f"more: --cursor {data['next_cursor']}")
+    return parts
+
+
+STATUS = typer.Option(None, "--status", help="Only vintages in this status.")
 
 
 @app.command("vintages")
+@exits
 def vintages(
     program: str = typer.Option(None, help="Only this program."),
     project: str = typer.Option(None, help="Only this project."),
     pool: str = typer.Option(None, help="Only this pool."),
-    status: str = typer.Option(
-        None, help="Only this status: monitored|lapsed|transferred|ended|non-reversible."),
+    status: VintageStatus = STATUS,
     label: str = typer.Option(None, help="Only vintages carrying this label (e.g. CCP-I)."),
-    as_of: str = typer.Option(None, "--as-of", help="Only vintages issued on or before this date."),
+    as_of: str = typer.Option(None, "--as-of", metavar="DATE",
+                              help="Only vintages issued on or before this date."),
     limit: int = typer.Option(50, "--limit", help="Vintages per page (1-1000)."),
     cursor: str = typer.Option(None, "--cursor", help="The next page's cursor, from a previous page."),
     as_json: bool = JSON,
 ) -> None:
     """List vintages in issuance order, a page at a time; ids shortened to 8 characters."""
-    from projections.listings import ListingError, VintageFilters, list_vintages
+    from projections.listings import VintageFilters, list_vintages
 
-    def body() -> None:
-        filters = VintageFilters(program, project, pool, status, label, to_date(as_of, "as-of"))
-        with runtime() as rt:
-            try:
-                data = list_vintages(rt.engine, filters, limit, cursor)
-            except ListingError as e:
-                raise UsageError(str(e)) from None
-        emit(data, as_json, vintages_table)
-
-    guarded(body)
-
+    filters = VintageFilters(program, project, pool, status.value if status else None, label,
+                             to_date(as_of, "as-of"))
+    with runtime() as rt:
+        data = list_vintages(rt.engine, filters, limit, cursor)
+    emit(data, as_json, vintages_table)

@@ -1,11 +1,13 @@
-"""The console script: the Typer app with every command group, imported explicitly."""
+"""The console script: the Typer app with every command group, imported explicitly.
+
+Importing a command module declares its commands and nothing more: what a command needs
+(the store, the queries, rich, numpy, the HTTP app, the importers) it imports when it runs.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-
-import typer
 
 # isort: off
 # Importing a command module registers its commands; this order is the order of `--help`.
@@ -14,8 +16,8 @@ from permanence.cli import report, audit, scheduling, risk, imports, tokens  # n
 from permanence.cli import listings  # noqa: F401
 # isort: on
 from permanence.cli.app import app
-from permanence.config import ConfigError
-from permanence.parsing import UsageError, check_arguments
+from permanence.cli.errors import exit_for, say_error
+from permanence.parsing import check_arguments
 
 
 def main() -> None:
@@ -29,6 +31,9 @@ def main() -> None:
     try:
         check_arguments(sys.argv[1:])
         app()
-    except (ConfigError, UsageError) as e:
-        typer.echo(f"error: {e}", err=True)
-        sys.exit(2)
+    except Exception as e:  # what no command mapped (bad arguments)
+        mapped = exit_for(e)
+        if mapped is None:
+            raise
+        say_error(mapped[1])
+        sys.exit(mapped[0])

@@ -11,21 +11,26 @@ import time as time_module
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, time, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from permanence.cli.app import AS_OF, JSON, app, emit, guarded, runtime, settings, today
-from permanence.config import Settings
+from permanence.cli.app import AS_OF, JSON, app, runtime, settings, today
+from permanence.cli.choices import ReminderKind
+from permanence.cli.errors import exits, guarded
+from permanence.cli.output import Human, emit, table
 from permanence.parsing import UsageError, to_date
-from permanence.runtime import Runtime
-from risk.service import RecordedStressTests
-from scheduler import reminders as reminder_store
-from scheduler.reminders import DEFAULT_HORIZON_DAYS, KINDS
-from scheduler.simulate import Step, what_if
-from scheduler.sweep import CHUNK_SIZE, sweep
 
-KIND = typer.Option(None, "--kind", help=f"Only this kind (repeatable): {', '.join(KINDS)}.")
+if TYPE_CHECKING:
+    from permanence.config import Settings
+    from permanence.runtime import Runtime
+
+#: ``scheduler.reminders.DEFAULT_HORIZON_DAYS`` and ``scheduler.sweep.CHUNK_SIZE``, spelled
+#: here so that declaring the commands loads no scheduler module (a test checks they agree)
+DEFAULT_HORIZON_DAYS = 90
+CHUNK_SIZE = 1000
+
+KIND = typer.Option(None, "--kind", help="Only this kind (repeatable).")
 REMINDER_DAYS = typer.Option(
     DEFAULT_HORIZON_DAYS, "--reminder-days", min=0, help="Raise reminders due within N days."
 )
@@ -41,6 +46,8 @@ def open_runtime(s: Settings, attempts: int = 5) -> Runtime:
     from eventsourcing.persistence import PersistenceError
     from sqlalchemy.exc import DBAPIError
 
+    from permanence.runtime import Runtime
+
     for attempt in range(attempts):
         try:
             return Runtime(s)
@@ -53,6 +60,8 @@ def open_runtime(s: Settings, attempts: int = 5) -> Runtime:
 
 @contextmanager
 def _open(runtime_or_settings: Runtime | Settings) -> Iterator[Runtime]:
+    from permanence.runtime import Runtime
+
     if isinstance(runtime_or_settings, Runtime):
         yield runtime_or_settings
         return
@@ -66,6 +75,8 @@ def _open(runtime_or_settings: Runtime | Settings) -> Iterator[Runtime]:
 @contextmanager
 def _open_copy(base: Settings, path: str) -> Iterator[Runtime]:
     """A runtime on a what-if copy, with the same profiles as the original."""
+    from permanence.runtime import Runtime
+
     rt = Runtime(base.model_copy(update={"db": path}))
     try:
         yield rt
@@ -78,6 +89,8 @@ def simulate(
 ) -> list[dict[str, Any]]:
     """Play scheduler time from ``start`` to ``end`` on a copy of the ledger (see
     :mod:`scheduler.simulate`); one row per step. The ledger itself is not written to."""
+    from scheduler.simulate import what_if
+
     with _open(runtime_or_settings) as rt:
         return what_if(rt, rt.store, lambda p: _open_copy(rt.settings, p), start, end, step)
 
@@ -86,6 +99,7 @@ def simulate(
 
 
 @app.command("sweep")
+@exits
 def sweep_command(
     as_of: str = AS_OF,
     reminder_days: int = REMINDER_DAYS,
@@ -93,21 +107,21 @@ def sweep_command(
     as_json: bool = JSON,
 ) -> None:
     """Run one sweep for a business date: lapses, defaults, period ends, reminders."""
+    from risk.service import RecordedStressTests
+    from scheduler.sweep import sweep
 
-    def body() -> None:
-        day = to_date(as_of, "as-of") or today()
-        with runtime() as rt:
-            result = sweep(rt, day, chunk_size=chunk_size, reminder_days=reminder_days,
-                           stress_log=RecordedStressTests(rt.app))
-        emit(result.to_dict(), as_json, lambda d: (
-            f"sweep {d['as_of']}: {d['lapses_recorded']:,} lapse(s), "
-            f"{d['defaults_recorded']:,} default(s), {d['periods_ended']:,} period end(s), "
-            f"{d['reminders_raised']:,} reminder(s) in {d['duration_ms']:.0f} ms"))
-
-    guarded(body)
+    day = to_date(as_of, "as-of") or today()
+    with runtime() as rt:
+        result = sweep(rt, day, chunk_size=chunk_size, reminder_days=reminder_days,
+                       stress_log=RecordedStressTests(rt.app))
+    emit(result.to_dict(), as_json, lambda d: (
+        f"sweep {d['as_of']}: {d['lapses_recorded']:,} lapse(s), "
+        f"{d['defaults_recorded']:,} default(s), {d['periods_ended']:,} period end(s), "
+        f"{d['reminders_raised']:,} reminder(s) in {d['duration_ms']:.0f} ms"))
 
 
 @app.command("simulate")
+@exits
 def simulate_command(
     start: str = typer.Option(..., "--from", help="First business date YYYY-MM-DD."),
     end: str = typer.Option(..., "--to", help="Last business date YYYY-MM-DD."),
@@ -115,40 +129,48 @@ def simulate_command(
     as_json: bool = JSON,
 ) -> None:
     """What-if: sweep a copy of the ledger step by step; the ledger is not changed."""
+    from scheduler.simulate import Step
 
-    def body() -> None:
-        first, last = to_date(start, "from"), to_date(end, "to")
-        assert first is not None and last is not None
-        try:
-            parsed = Step.parse(step)
-            if last < first:
-                raise ValueError(f"to: {last} is before from: {first}")
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-        rows = simulate(settings(), first, last, f"{parsed.count}{parsed.unit}")
-        emit(rows, as_json, _simulation_text)
-
-    guarded(body)
+    first, last = to_date(start, "from"), to_date(end, "to")
+    assert first is not None and last is not None
+    try:
+        parsed = Step.parse(step)
+        if last < first:
+            raise ValueError(f"to: {last} is before from: {first}")
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    rows = simulate(settings(), first, last, f"{parsed.count}{parsed.unit}")
+    emit(rows, as_json, _simulation_text)
 
 
-def _simulation_text(rows: list[dict[str, Any]]) -> str:
-    head = (f"{'as of':<10} {'lapses':>7} {'defaults':>8} {'ended':>6} {'due proponent':>14} "
-            f"{'due pool':>12} {'arose prop.':>12} {'arose pool':>11} {'exposure':>14} "
-            f"{'buffer':>12} {'coverage':>8}")
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        cov = "-" if r["coverage_ratio"] is None else f"{r['coverage_ratio']:.3f}"
-        lines.append(
-            f"{r['as_of']:<10} {r['lapses_recorded']:>7,} {r['defaults_recorded']:>8,} "
-            f"{r['periods_ended']:>6,} {r['due'].get('proponent', 0):>14,} {r['due'].get('pool', 0):>12,} "
-            f"{r['arose'].get('proponent', 0):>12,} {r['arose'].get('pool', 0):>11,} "
-            f"{r['exposure']:>14,} {r['buffer_balance']:>12,} {cov:>8}")
-    return "\n".join(lines)
+def _simulation_text(rows: list[dict[str, Any]]) -> Human:
+    """One row per step: what the sweep recorded, what is due, the exposure and the buffer
+    (what arose in each step is in ``--json``)."""
+    if not rows:
+        return "no steps"
+    return table(
+        [("as of", "left"), ("lapses", "right"), ("defaults", "right"), ("ended", "right"),
+         ("due proponent", "right"), ("due pool", "right"), ("exposure", "right"),
+         ("buffer", "right"), ("coverage", "right")],
+        ([r["as_of"], r["lapses_recorded"], r["defaults_recorded"], r["periods_ended"],
+          r["due"].get("proponent", 0), r["due"].get("pool", 0), r["exposure"],
+          r["buffer_balance"], r["coverage_ratio"]] for r in rows))
+
+
+def _reminders_text(rows: list[dict[str, Any]]) -> Human:
+    if not rows:
+        return "no reminders"
+    return table(
+        [("due on", "left"), ("kind", "left"), ("subject", "left"), ("project", "left"),
+         ("open", "left")],
+        ([r["due_on"], r["kind"].replace("_", " "), r["subject"],
+          r["project"] if r["project"] != r["subject"] else None, r["open"]] for r in rows))
 
 
 @app.command("reminders")
+@exits
 def reminders_command(
-    kind: list[str] = KIND,
+    kind: list[ReminderKind] = KIND,
     due_from: str = typer.Option(None, "--due-from", help="Only reminders due on or after this date."),
     due_to: str = typer.Option(None, "--due-to", help="Only reminders due on or before this date."),
     limit: int = typer.Option(None, "--limit", min=1, help="At most this many."),
@@ -159,23 +181,15 @@ def reminders_command(
     """List open reminders (verification, risk reassessment, stress test), soonest first.
 
     A reminder ends when what it asked for is recorded (``--all`` lists those too)."""
+    from risk.service import RecordedStressTests
+    from scheduler import reminders as reminder_store
 
-    def body() -> None:
-        for k in kind or []:
-            if k not in KINDS:
-                raise UsageError(f"kind: {k!r} is not one of {', '.join(KINDS)}")
-        first, last = to_date(due_from, "due-from"), to_date(due_to, "due-to")
-        with runtime() as rt:
-            rows = reminder_store.list_reminders(
-                rt.engine, kind, first, last, limit, RecordedStressTests(rt.app),
-                open_only=not show_all)
-        emit(rows, as_json, lambda d: "\n".join(
-            f"{r['due_on']}  {r['kind']:<22} {r['subject']}"
-            + ("" if r["open"] else "  (done)")
-            + (f"  (project {r['project']})" if r["project"] and r["project"] != r["subject"] else "")
-            for r in d) or "no reminders")
-
-    guarded(body)
+    first, last = to_date(due_from, "due-from"), to_date(due_to, "due-to")
+    with runtime() as rt:
+        rows = reminder_store.list_reminders(
+            rt.engine, [k.value for k in kind or []] or None, first, last, limit,
+            RecordedStressTests(rt.app), open_only=not show_all)
+    emit(rows, as_json, _reminders_text)
 
 
 @app.command("daemon")
@@ -195,6 +209,7 @@ def daemon_command(
     log_json: bool = typer.Option(False, "--log-json", help="Structured logs as JSON lines."),
 ) -> None:
     """Run projection catch-up, the scheduler (daily and catch-up sweeps) and optionally HTTP."""
+    from risk.service import RecordedStressTests
     from scheduler.daemon import Daemon, DaemonOptions, configure_logging, serve
 
     def body() -> int:
