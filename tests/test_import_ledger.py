@@ -631,7 +631,7 @@ def test_a_file_in_the_wrong_format_exits_2_and_writes_nothing(
 
 def test_unknown_format_and_missing_file_exit_2(sqlite_url: str, tmp_path: Path) -> None:
     out = cli(sqlite_url, "import", "apx", str(FIXTURES / "acr_issuances.csv"))
-    assert out.exit_code == 2 and "unknown import format 'apx'" in out.output
+    assert out.exit_code == 2 and "format: 'apx' is not one of" in out.output
     out = cli(sqlite_url, "import", "acr", str(tmp_path / "nowhere.csv"))
     assert out.exit_code == 2 and "no such file" in out.output
 

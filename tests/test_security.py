@@ -102,6 +102,7 @@ def writes(ids: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def test_token_cli_prints_once_and_stores_only_the_hash(db_url: str) -> None:
+    Runtime(Settings(db=db_url)).close()  # token commands manage an existing ledger's tokens
     made = cli(db_url, "token", "create", "--role", "verifier", "--name", "vvb-1", "--json")
     assert made.returncode == 0, made.stderr
     data = json.loads(made.stdout)
