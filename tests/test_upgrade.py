@@ -8,7 +8,6 @@ That schema had no fingerprint on its read models and no migration version.
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from collections.abc import Iterator
 from datetime import date
@@ -61,8 +60,7 @@ def previous(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[s
     """(store URL, the token the previous code printed) of a previous-schema ledger."""
     if request.param == "sqlite":
         db = tmp_path / "ledger.db"
-        shutil.copyfile(PREVIOUS / "ledger.db", db)
-        db.chmod(0o600)
+        _sqlite_load(db)
         yield str(db), (PREVIOUS / "token.txt").read_text().strip()
         return
     url = request.getfixturevalue("pg_url")
@@ -144,13 +142,23 @@ def _durable_differences(conn: Any) -> list[Any]:
         MigrationContext.configure(conn, opts={"include_name": durable}), models))
 
 
+def _sqlite_load(db: Path) -> None:
+    """The previous code's SQLite ledger, from its dump (a text file, not a binary fixture)."""
+    conn = sqlite3.connect(db)
+    try:
+        conn.executescript((PREVIOUS / "ledger.sqlite.sql").read_text())
+    finally:
+        conn.close()
+    db.chmod(0o600)
+
+
 def _count_before(url: str, table: str) -> int:
     """Rows of a table in the fixture, counted from its source (file or dump)."""
     if url.startswith("postgresql"):
         dump = (PREVIOUS / "ledger.pg.sql").read_text()
         return dump.count(f"INSERT INTO prev_schema_fixture.{table} ")
-    with sqlite3.connect(PREVIOUS / "ledger.db") as conn:
-        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    dump = (PREVIOUS / "ledger.sqlite.sql").read_text()
+    return dump.count(f'INSERT INTO "{table}" ')
 
 
 def _drop_labels_as_an_older_build_had_them(engine: Engine, stamp: str) -> None:
@@ -200,3 +208,11 @@ def test_without_the_fingerprint_a_changed_schema_fails_the_write_after_its_even
         assert rt.app.recorder.max_notification_id() == 2  # recorded...
         assert rt.behind is not None or rt.projector.failures()  # ...but not projected
         assert _vintage_rows(rt.engine) == 1
+
+
+def test_the_head_revision_named_in_code_is_alembics_head() -> None:
+    """A start compares the stored revision with ``HEAD_REVISION`` without loading Alembic;
+    a new migration must move that name too."""
+    from projections.storage.schema import HEAD_REVISION
+
+    assert HEAD_REVISION == head_revision()

@@ -25,13 +25,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from filelock import FileLock
-from sqlalchemy import Column, Connection, Engine, String, Table, Text, select
+from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, Text, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -40,11 +36,18 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from projections.storage.base import CODE_LENGTH, metadata
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+HEAD_REVISION = "0001"
+"""The newest migration shipped with this code (a test checks it is Alembic's head): known
+without loading Alembic, so a start that has nothing to migrate does not import it."""
 VERSION_TABLE = "storage_version"
 """Alembic's version table (named apart from an application's own ``alembic_version``)."""
 FINGERPRINT = "read_models"
 """The ``storage_meta`` entry holding the read models' fingerprint."""
 LOCK_NAMESPACE = "permanence-schema"
+
+version = Table(VERSION_TABLE, MetaData(), Column("version_num", String(32), primary_key=True))
+"""Alembic's version table, read without Alembic (not part of :data:`metadata`: Alembic
+creates and owns it)."""
 
 meta = Table(
     "storage_meta",
@@ -113,7 +116,9 @@ def read_models_current(engine: Engine) -> bool:
             return False
 
 
-def _config(conn: Connection) -> Config:
+def _config(conn: Connection) -> Any:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = conn
@@ -123,21 +128,27 @@ def _config(conn: Connection) -> Config:
 def migrate(engine: Engine) -> None:
     """Bring the durable tables to the newest migration (nothing to do when they are)."""
     with engine.connect() as conn:
-        if durable_revision(conn) == head_revision():
+        if durable_revision(conn) == HEAD_REVISION:
             return
+        from alembic import command
+
         command.upgrade(_config(conn), "head")
         conn.commit()
 
 
 def durable_revision(conn: Connection) -> str | None:
     """The migration the durable tables are at (None: never migrated)."""
-    context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-    return context.get_current_revision()
+    if not inspect(conn).has_table(VERSION_TABLE):
+        return None
+    found = conn.execute(select(version.c.version_num)).scalars().all()
+    return found[0] if len(found) == 1 else None
 
 
 @cache
 def head_revision() -> str | None:
-    """The newest migration shipped with this code."""
+    """The newest migration shipped with this code, as Alembic reads the scripts."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory(str(MIGRATIONS)).get_current_head()
 
 
@@ -183,6 +194,8 @@ def schema_lock(engine: Engine, timeout: float = 60) -> Iterator[None]:
     if path is None:  # an in-memory database: one process only
         yield
         return
+    from filelock import FileLock
+
     lock = FileLock(str(path.with_name(path.name + ".schema.lock")), mode=0o600,
                     timeout=timeout, thread_local=False)
     with lock:
