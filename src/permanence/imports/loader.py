@@ -1146,7 +1146,8 @@ class Loader:
         if v.program != program or v.period_closed:
             return None
         return history.Known(
-            vid, v.issued_on, v.period_end, v.reversible, frozenset(v.verifications)
+            vid, v.issued_on, v.period_end, v.reversible, frozenset(v.verifications),
+            v.rules.verification_interval_years, v.rules.grace_days,
         )
 
     # ------------------------------------------------------------------ other commands
