@@ -3,8 +3,8 @@
 Each issuance of a project implies the project was verified by then, so every earlier vintage
 of it was. Recording only the verifications that change what a vintage's verifications say
 must give the very figures that recording every implied verification gives: the reference
-here is a ledger into which the same files are imported with every pair recorded (the plan
-written out in this test, as the importer did before), and the two ledgers are compared
+here is a ledger into which the same files are imported with every pair recorded (as the
+importer did before, written out in this test), and the two ledgers are compared
 vintage by vintage after a sweep, on SQLite and PostgreSQL.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import random
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from ledger.calendar import add_years
+from ledger.profiles import ProfileCatalog
+from ledger.vintage import Vintage
 from permanence.config import Settings
-from permanence.imports import history
 from permanence.imports.loader import import_file
 from permanence.runtime import Runtime
 from projections.queries import Filters, liabilities
@@ -33,27 +35,13 @@ from tests.conftest import PG_BASE, _pg_connect, require_postgres, shared_data
 TODAY = date(2199, 12, 31)
 
 
-def every_pair(
-    program: str,
-    known: Iterable[history.Known],
-    evidence: Iterable[history.Evidence],
-    today: date,
-) -> list[history.Verification]:
-    """The reference: one verification per vintage and later issuance of its project."""
-    todo = []
-    ordered = sorted(evidence, key=lambda e: (e.on, e.source_key))
-    for vintage in known:
-        if not vintage.reversible:
-            continue
-        dates = set(vintage.verified)
-        for item in ordered:
-            if not (vintage.issued_on < item.on < vintage.period_end) or item.on > today:
-                continue
-            if item.on in dates:
-                continue
-            dates.add(item.on)
-            todo.append(history.Verification(vintage.vid, item.on, history.describe(item, program)))
-    return todo
+def every_one(self: Vintage, issuances: Sequence[date], today: date) -> list[date]:
+    """The reference: every verification the issuances imply, one per vintage and later
+    issuance of its project, as the importer recorded them before issue 17."""
+    if not self.reversible or self.period_closed:
+        return []
+    return [d for d in issuances if self.issued_on < d < self.period_end and d <= today
+            and d not in self.verifications]
 
 
 def write_dense_acr(path: Path, projects: int, seed: int) -> date:
@@ -161,7 +149,7 @@ def test_recording_the_decisive_verifications_gives_every_figure_recording_all_g
     finally:
         fewer.close()
 
-    monkeypatch.setattr(history, "plan", every_pair)
+    monkeypatch.setattr(Vintage, "verifications_implied_by", every_one)
     every = Runtime(Settings(db=every_url))
     try:
         every_count = _import_all(every, files, tmp_path)
@@ -176,17 +164,22 @@ def test_recording_the_decisive_verifications_gives_every_figure_recording_all_g
         assert mine[key] == theirs[key], key
 
 
-def test_the_plan_keeps_the_last_verification_and_the_cure(tmp_path: Path) -> None:
+def test_a_decade_of_monthly_issuances_implies_a_handful_of_verifications() -> None:
     """A vintage verified by issuances every month for a decade, then after a gap of years:
-    the plan keeps a handful, among them the cure and the last, not one per month."""
-    known = history.Known("v", date(2001, 1, 1), date(2101, 1, 1), True, frozenset(), 5, 0)
+    a handful are recorded, among them the cure of the lapse the gap causes and the last,
+    not one per month."""
+    catalog = ProfileCatalog.load()
+    profile = catalog.get("acr")
+    interval = profile.verification_interval_years.value
+    assert interval is not None
+    issued = date(2001, 1, 1)
+    v = Vintage.issue(vintage_id=uuid.uuid4(), program=profile.name, pool=profile.pool_name,
+                      project="P", quantity=1_000, buffer=200, on=issued, rules=profile.rules(),
+                      enforce_minimum_buffer=False)
     monthly = [date(2001 + n // 12, n % 12 + 1, 15) for n in range(1, 120)]
-    after_gap = [date(2020, 3, 1), date(2020, 4, 1)]
-    evidence = [history.Evidence(d, f"k{d}", None, False) for d in monthly + after_gap]
-    planned = history.plan("acr", [known], evidence, TODAY)
-    chosen = [v.on for v in planned]
-    reference = [v.on for v in every_pair("acr", [known], evidence, TODAY)]
-    assert len(reference) == len(monthly) + len(after_gap)
-    assert len(chosen) < 10
-    assert date(2020, 3, 1) in chosen  # the cure of the lapse the gap causes
-    assert max(chosen) == max(reference)
+    cure = add_years(monthly[-1], interval) + timedelta(days=profile.grace_days.value + 30)
+    implied = [*monthly, cure, cure + timedelta(days=31)]
+    chosen = v.verifications_implied_by(implied, TODAY)
+    assert len(every_one(v, implied, TODAY)) == len(implied)
+    assert len(chosen) <= 2 * (10 // interval + 1) + 2
+    assert cure in chosen and max(chosen) == max(implied)

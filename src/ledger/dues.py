@@ -95,6 +95,22 @@ class VintageDues(VintageExposure):
             self._memo["insured"] = found
         return dict(found)
 
+    def reversal_room_at(self, t: date) -> int:
+        """What a reversal dated ``t`` that spans a project's vintages takes from this one
+        at most before it spills into an earlier one: the pool's exposure then, less every
+        reversal not cured."""
+        return self.exposure_at(t) - sum(
+            r.quantity for r in self.reversals.values() if r.cured_on is None
+        )
+
+    def avoidable_owed_on(self, t: date) -> list[Reversal]:
+        """Avoidable reversals by ``t`` with something still owed, while the period runs:
+        what a proponent's surrender of credits on ``t`` settles."""
+        if t >= self.period_end:
+            return []
+        return [r for r in self.reversals.values()
+                if r.classification == "avoidable" and r.outstanding > 0 and r.on <= t]
+
     def due_at(self, t: date) -> dict[str, int]:
         """Reversals minus compensation dated on or before ``t``, by obligor."""
         due = dict.fromkeys(ev.OBLIGORS, 0)

@@ -7,11 +7,18 @@ and an offline replay of an export compute them one way.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
 
 from ledger import clock
 from ledger.calendar import add_years
-from ledger.lapses import LapseDue, due_as_of, expected_lapses, owed_in_full
+from ledger.lapses import (
+    LapseDue,
+    decisive_verifications,
+    due_as_of,
+    expected_lapses,
+    owed_in_full,
+)
 from ledger.reversals import Reversal
 from ledger.vintage_state import VintageState
 
@@ -54,6 +61,11 @@ class VintageExposure(VintageState):
         """The day exposure ends for good: the period end, or a fund's term end."""
         term = self.fund_term
         return term[1] if term else self.period_end
+
+    def open_on(self, t: date) -> bool:
+        """Whether a fact dated ``t`` falls within the vintage's open period: issued by
+        then, before the period end, and the period not closed."""
+        return self.issued_on <= t < self.period_end and not self.period_closed
 
     def carrying(self, t: date) -> bool:
         """Whether anyone bears the vintage's exposure at ``t``."""
@@ -110,6 +122,23 @@ class VintageExposure(VintageState):
             )
             self._memo["lapses"] = found
         return list(found)
+
+    def verifications_implied_by(self, issuances: Sequence[date], today: date) -> list[date]:
+        """Of the verifications later issuances of the project imply (one each, dated the
+        issuance or the verification it states; sorted), those worth recording: within the
+        period and by ``today``, and changing what the verifications say (the lapses, their
+        cures, the due date today: see :func:`ledger.lapses.decisive_verifications`)."""
+        if not self.reversible or self.period_closed:
+            return []
+        start, end = self.issued_on, min(self.period_end, today + ONE_DAY)
+        return decisive_verifications(
+            issued_on=self.issued_on,
+            period_end=self.period_end,
+            recorded=frozenset(self.verifications),
+            candidates=[d for d in issuances if start < d < end],
+            interval_years=self.rules.verification_interval_years,
+            grace_days=self.rules.grace_days,
+        )
 
     def next_lapse_on(self) -> date | None:
         """The first lapse the facts imply that is not recorded yet (the sweep's index)."""
