@@ -2,7 +2,8 @@
 
 It alone loads and saves aggregates. A concurrency conflict (another writer saved the same
 vintage first) is retried on a fresh copy; batch commands save many aggregates in one
-transaction, which is both atomic and several times faster than one save each.
+transaction, which is both atomic and several times faster than one save each
+(:meth:`LedgerApp.run_batch` runs a caller's commands that way, the importer's among them).
 """
 
 from __future__ import annotations

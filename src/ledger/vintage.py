@@ -6,6 +6,13 @@ helpers before any event is raised; ``when`` applies events to state. Derived va
 date) are computed from that state alone, as functions of the facts' business dates, so
 the aggregate, the projections and an offline replay of an export all agree, whatever
 order the facts were recorded in.
+
+The class is built in layers, one module each, so that each concern reads on its own:
+:mod:`ledger.vintage_state` (state, and ``when``, the one place an event is applied),
+:mod:`ledger.exposure` (clock, lapses, credits, bearers), :mod:`ledger.dues` (who owes what,
+status, summary), :mod:`ledger.vintage_checks` (invariants), :mod:`ledger.corrections`
+(lapses, defaults and their corrections), and here the commands. Stored events and the
+vintage's topic (``ledger.vintage:Vintage``) are unchanged by that layering.
 """
 
 from __future__ import annotations
