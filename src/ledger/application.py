@@ -171,11 +171,8 @@ class LedgerApp(Application[UUID]):
             for program, vintage_ids, evidence in projects:
                 dates = sorted(evidence)
                 for vid in vintage_ids:
-                    try:
-                        vintage = self.vintage(vid)
-                    except UnknownVintage:
-                        continue
-                    if vintage.program != program:
+                    vintage = self._fold(vid)
+                    if vintage is None or vintage.program != program:
                         continue
                     chosen = vintage.verifications_implied_by(dates, self.today())
                     for on in chosen:
@@ -382,11 +379,8 @@ class LedgerApp(Application[UUID]):
         """
 
         def read(vid: str) -> Loaded[N] | None:
-            vintage: Any = None
             seen = notes()
-            for event in self.events_of(parse_vintage_id(vid)):
-                vintage = event.mutate(vintage)
-                seen.see(event)
+            vintage = self._fold(vid, seen.see)
             return None if vintage is None else Loaded(vid, vintage, seen)
 
         def attempt() -> list[R | BaseException]:
@@ -409,6 +403,19 @@ class LedgerApp(Application[UUID]):
             return retry_on_conflict(attempt)
 
     # ------------------------------------------------------------------ machinery
+
+    def _fold(
+        self, vid: str, see: Callable[[VintageEvent], object] | None = None
+    ) -> Vintage | None:
+        """The vintage from one read of its stream (``None`` if there is none), each event
+        applied as the repository would (``event.mutate``) and shown to ``see``: a batch
+        reads thousands, and the repository's per-aggregate checks cost more than the fold."""
+        vintage: Any = None
+        for event in self.events_of(parse_vintage_id(vid)):
+            vintage = event.mutate(vintage)
+            if see is not None:
+                see(event)
+        return vintage if isinstance(vintage, Vintage) else None
 
     def _command(self, vintage_id: str, action: Callable[[Vintage], R]) -> R:
         """Load, act, correct what the new fact changed (:meth:`Vintage.correct`), save;
