@@ -582,3 +582,59 @@ def test_two_processes_racing_on_one_vintage_keep_every_effect(db_url: str) -> N
         assert [e.originator_version for e in events] == list(range(1, 2 + 2 * each))
         assert rt.app.show(vid, date(2027, 1, 1))["retired"] == 2 * each
         assert_equals_rebuild(rt)
+
+
+class _Tally:
+    """Notes kept beside each vintage: the retirements its events hold."""
+
+    def __init__(self) -> None:
+        self.retired = 0
+
+    def see(self, event: Any) -> None:
+        self.retired += getattr(event, "quantity", 0) if type(event).__name__ == "Retired" else 0
+
+
+def test_a_batch_that_meets_a_conflict_is_reloaded_and_run_again(db_url: str) -> None:
+    """``save`` does not retry: ``run_batch`` reloads every vintage and re-runs every command
+    of the batch, so a writer that saved meanwhile keeps its effect and the batch its own; a
+    refused command (even one that changed a vintage before a later step failed) leaves
+    nothing behind and does not stop the others."""
+    from ledger.batches import Unit
+    from ledger.errors import LedgerError
+
+    a, b = Runtime(Settings(db=db_url)), Runtime(Settings(db=db_url))
+    try:
+        x, y = (a.app.issue(program="icvcm-ccp", project="P", quantity=1_000, buffer=300,
+                            on=date(2025, 1, 1)) for _ in range(2))
+        runs: list[int] = []
+
+        class Retire:
+            several_steps = True
+
+            def __init__(self, *steps: tuple[str, int]) -> None:
+                self.steps = steps
+
+            def __call__(self, unit: Unit[_Tally]) -> int:
+                for vid, quantity in self.steps:
+                    loaded = unit.get(vid)
+                    assert loaded is not None
+                    if vid == x and not runs:  # another writer saves x after this batch read it
+                        b.app.retire(x, 20, date(2026, 1, 1))
+                    runs.append(loaded.notes.retired)
+                    loaded.vintage.retire(quantity, date(2026, 2, 1))
+                    loaded.notes.retired += quantity
+                return loaded.notes.retired
+
+        results = a.app.run_batch(
+            [Retire((x, 10)), Retire((x, 5), (y, 5_000)), Retire((y, 7))], _Tally, (LedgerError,))
+        assert results[0] == 30 and results[2] == 7  # x: b's 20 and this batch's 10
+        assert isinstance(results[1], LedgerError)  # y holds 1,000: the x part is dropped too
+        # the first try, then the re-run on x as the other writer left it (20 retired)
+        assert runs == [0, 10, 0, 0, 20, 30, 0, 0]
+        for vid, retired in ((x, 30), (y, 7)):
+            events = a.app.stream(vid)
+            assert [e.originator_version for e in events] == list(range(1, len(events) + 1))
+            assert a.app.show(vid, date(2027, 1, 1))["retired"] == retired
+    finally:
+        a.close()
+        b.close()

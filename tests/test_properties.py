@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date, timedelta
 from uuid import uuid4
 
@@ -88,3 +89,60 @@ def test_random_commands_never_break_an_invariant(program: str, cmds: list, prob
     for e in events[1:]:
         e.mutate(replayed)
     assert replayed.summary(probe) == v.summary(probe)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(CATALOG.names()),
+    st.lists(st.integers(min_value=1, max_value=40 * 365), max_size=12),
+    st.lists(st.integers(min_value=1, max_value=40 * 365), max_size=40),
+    st.integers(min_value=0, max_value=3),
+)
+def test_decisive_verifications_imply_what_all_of_them_do(
+    program: str, recorded: list[int], implied: list[int], retire_share: int
+) -> None:
+    """Recording only the decisive implied verifications leaves the lapses (day, amount,
+    missed due date), their cures, and every figure as of the last verification and later
+    as recording all of them (issue 17: the importer's implied verification history)."""
+    from ledger.errors import NothingToDo
+    from ledger.lapses import cure_date, decisive_verifications
+
+    profile = CATALOG.get(program)
+    start = date(2001, 3, 1)
+    vid = uuid4()
+
+    def fresh() -> Vintage:
+        v = Vintage.issue(vintage_id=vid, program=profile.name, pool=profile.pool_name,
+                          project="P", quantity=40_000, buffer=10_000, on=start,
+                          rules=profile.rules(), enforce_minimum_buffer=False)
+        if retire_share:  # exposure changes within the period: lapse amounts scale with it
+            v.cancel(10_000 * retire_share, start + timedelta(days=3000))
+        for n in sorted(set(recorded)):
+            v.verify(start + timedelta(days=n))
+        return v
+
+    every, fewer = fresh(), fresh()
+    candidates = sorted({start + timedelta(days=n) for n in implied})
+    candidates = [d for d in candidates if d < every.period_end]
+    for d in candidates:
+        if d not in every.verifications:
+            every.verify(d)
+    chosen = decisive_verifications(
+        issued_on=fewer.issued_on, period_end=fewer.period_end,
+        recorded=frozenset(fewer.verifications), candidates=candidates,
+        interval_years=fewer.rules.verification_interval_years, grace_days=fewer.rules.grace_days)
+    assert set(chosen) <= set(candidates) - set(fewer.verifications)
+    for d in chosen:
+        fewer.verify(d)
+    for v in (every, fewer):  # the sweep records what each says arose
+        with contextlib.suppress(NothingToDo):
+            v.record_lapses(date(2199, 12, 31))
+    assert fewer.expected_lapses() == every.expected_lapses()
+    for lapse in every.expected_lapses():
+        assert cure_date(lapse.on, fewer.verifications) == cure_date(lapse.on, every.verifications)
+    assert fewer.last_verified == every.last_verified
+    last = every.last_verified or start
+    for t in (last, last + timedelta(days=400), every.period_end, date(2199, 12, 31)):
+        mine, theirs = fewer.summary(t), every.summary(t)
+        mine.pop("version"), theirs.pop("version")
+        assert mine == theirs

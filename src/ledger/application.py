@@ -2,135 +2,48 @@
 
 It alone loads and saves aggregates. A concurrency conflict (another writer saved the same
 vintage first) is retried on a fresh copy; batch commands save many aggregates in one
-transaction, which is both atomic and several times faster than one save each.
+transaction, which is both atomic and several times faster than one save each
+(:meth:`LedgerApp.run_batch` runs a caller's commands that way, the importer's among them).
 """
 
 from __future__ import annotations
 
-import gc
-import random
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
-from typing import Any, Protocol, TypeVar
-from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.persistence import Mapper, RecordConflictError
+from eventsourcing.persistence import Mapper
 
-from ledger.errors import AmbiguousVintage, InvalidCommand, NothingToDo, UnknownVintage
+from ledger.batches import (
+    BatchCommand,
+    Loaded,
+    N,
+    Workspace,
+    no_gc_pauses,
+    retry_on_conflict,
+)
+from ledger.errors import InvalidCommand, NothingToDo, UnknownVintage
 from ledger.events import CompensationRoute, TransfereeKind, VintageEvent, recording_actor
+from ledger.identity import (
+    CANDIDATES_SHOWN,
+    MIN_PREFIX,
+    VintageIndex,
+    parse_vintage_id,
+    resolve_vintage_id,
+    vintage_id_for,
+)
 from ledger.mapper import PydanticMapper
 from ledger.profiles import ProfileCatalog
 from ledger.replay import replay
 from ledger.vintage import Vintage
 
 R = TypeVar("R")
-MAX_ATTEMPTS = 16
-BACKOFF_CAP_SECONDS = 0.05
-
-
-def retry_on_conflict(attempt: Callable[[], R], after_conflict: Callable[[], None] | None = None) -> R:
-    """Run ``attempt`` (load, act, save) again after each concurrency conflict.
-
-    ``save`` does not retry: another writer saved the same aggregate first, so the command
-    must be re-run on a fresh copy. Between tries comes a random, growing pause: two
-    writers that retry at once can otherwise keep colliding, the slower one losing every
-    time. ``after_conflict`` runs before the next try; the last conflict is raised.
-    """
-    for n in range(MAX_ATTEMPTS):
-        try:
-            return attempt()
-        except RecordConflictError:
-            if n == MAX_ATTEMPTS - 1:
-                raise
-            time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, 0.001 * 2**n)))
-            if after_conflict is not None:
-                after_conflict()
-    raise AssertionError("unreachable")
-
-_ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://permanence.example/vintage")
-
-
-class VintageIndex(Protocol):
-    """Finds vintages by project or id prefix (the read side provides it; the ledger only
-    asks)."""
-
-    def vintage_ids_of_project(self, project: str) -> list[str]: ...
-
-    def vintage_ids_with_prefix(self, prefix: str, limit: int) -> list[str]: ...
-
-
-MIN_PREFIX = 8
-"""Hex characters a vintage id prefix needs: fewer would match too much to be useful."""
-CANDIDATES_SHOWN = 5
-"""Vintages an ambiguous prefix's message names."""
-_PREFIX_CHARS = frozenset("0123456789abcdef-")
-
-
-@contextmanager
-def _no_gc_pauses() -> Iterator[None]:
-    """Suspend the cyclic garbage collector while a batch builds many small objects.
-
-    Nothing in a batch forms reference cycles worth collecting; without this, repeated
-    generation-2 sweeps over the batch's live objects cost as much as the work itself.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def vintage_id_for(program: str, source_key: str) -> str:
-    """Deterministic id from the program and the source's own issuance key (imports)."""
-    return str(uuid5(_ID_NAMESPACE, f"{program}\x1f{source_key}"))
-
-
-def resolve_vintage_id(value: str | UUID, index: VintageIndex | None) -> str:
-    """The full id of a vintage given by its id or a unique prefix of 8+ hex characters.
-
-    Users copy the short ids listings print; one resolution here serves every face. A
-    full UUID is taken as is (it need not have reached the read models yet).
-    """
-    if isinstance(value, UUID):
-        return str(value)
-    text = str(value).strip().lower()
-    try:
-        return str(UUID(text))
-    except ValueError:
-        pass
-    if not text or not set(text) <= _PREFIX_CHARS:
-        raise UnknownVintage(f"vintage: {value!r} is not a vintage id or an id prefix")
-    if sum(ch != "-" for ch in text) < MIN_PREFIX:
-        raise UnknownVintage(
-            f"vintage: {value!r} is too short; give {MIN_PREFIX} or more hex characters of the id")
-    if index is None:
-        raise UnknownVintage(f"vintage: {value!r} is not a full id (prefixes need the read models)")
-    found = index.vintage_ids_with_prefix(text, CANDIDATES_SHOWN + 1)
-    if not found:
-        raise UnknownVintage(f"vintage: no vintage id starts with {text}")
-    if len(found) > 1:
-        more = ", ..." if len(found) > CANDIDATES_SHOWN else ""
-        raise AmbiguousVintage(
-            f"vintage: {text} is ambiguous; it matches "
-            f"{'more than ' if more else ''}{min(len(found), CANDIDATES_SHOWN)} vintages: "
-            + ", ".join(found[:CANDIDATES_SHOWN]) + more)
-    return found[0]
-
-
-def parse_vintage_id(value: str | UUID) -> UUID:
-    if isinstance(value, UUID):
-        return value
-    try:
-        return UUID(value)
-    except (ValueError, AttributeError, TypeError):
-        raise UnknownVintage(f"vintage: {value!r} is not a vintage id") from None
-
-
+#: One project's implied verifications: its program, its vintages' ids, and each date an
+#: issuance of it implies a verification on, with the ``verifier`` text to record.
+ImpliedVerifications = tuple[str, Sequence[str], Mapping[date, str]]
 class LedgerApp(Application[UUID]):
     """Records issuances, verifications, reversals and compensations."""
 
@@ -196,7 +109,7 @@ class LedgerApp(Application[UUID]):
 
     def issue_many(self, specs: Sequence[dict[str, Any]]) -> list[str]:
         """Issue many vintages in one transaction; returns their ids in order."""
-        with _no_gc_pauses():
+        with no_gc_pauses():
             vintages = [self._new_vintage(spec) for spec in specs]
             if vintages:
                 self.save(*vintages)
@@ -248,22 +161,32 @@ class LedgerApp(Application[UUID]):
 
         return self._batch(ids, lambda v: v.verify(on, verifier=verifier), monitored)
 
-    def verify_many(self, items: Sequence[tuple[str, date, str | None]]) -> list[str]:
-        """Record many verifications (vintage id, date, verifier) in one transaction; a date
-        a vintage already has is not recorded twice. Returns the vintages changed."""
-        by_vintage: dict[str, list[tuple[date, str | None]]] = {}
-        for vid, on, verifier in items:
-            self.not_after_today(on)
-            by_vintage.setdefault(vid, []).append((on, verifier))
+    def verify_implied(self, projects: Sequence[ImpliedVerifications]) -> int:
+        """Record, in one transaction, the verifications each project's issuances imply on
+        its vintages of the program, those that change what the vintage's verifications say
+        (:meth:`Vintage.verifications_implied_by`). Returns how many were recorded."""
 
-        def verify_all(v: Vintage) -> None:
-            new = [(on, who) for on, who in by_vintage[str(v.id)] if on not in v.verifications]
-            if not new:
-                raise NothingToDo(f"vintage {v.id}: verified on those dates already")
-            for on, who in new:
-                v.verify(on, verifier=who)
+        def attempt() -> int:
+            changed, recorded = [], 0
+            for program, vintage_ids, evidence in projects:
+                dates = sorted(evidence)
+                for vid in vintage_ids:
+                    vintage = self._fold(vid)
+                    if vintage is None or vintage.program != program:
+                        continue
+                    chosen = vintage.verifications_implied_by(dates, self.today())
+                    for on in chosen:
+                        vintage.verify(on, verifier=evidence[on])
+                    if chosen:
+                        vintage.correct()
+                        changed.append(vintage)
+                        recorded += len(chosen)
+            if changed:
+                self.save(*changed)
+            return recorded
 
-        return self._batch(list(by_vintage), verify_all)
+        with no_gc_pauses():
+            return retry_on_conflict(attempt)
 
     def cancel_buffer(self, vintage_id: str, quantity: int, on: date, reason: str) -> None:
         self.not_after_today(on)
@@ -438,7 +361,61 @@ class LedgerApp(Application[UUID]):
         for stored in self.recorder.select_events(vid):
             yield self.mapper.to_domain_event(stored)  # type: ignore[misc]
 
+    # ------------------------------------------------------------------ batches of commands
+
+    def run_batch(
+        self,
+        commands: Sequence[BatchCommand[N, R]],
+        notes: Callable[[], N],
+        refused: tuple[type[BaseException], ...],
+    ) -> list[R | BaseException]:
+        """Run commands on the vintages they name and save every vintage changed in one
+        transaction; returns each command's result, or what it raised among ``refused``.
+
+        A refused command leaves nothing behind (its unit is dropped) and never stops the
+        ones after it. Each vintage is loaded once per batch with ``notes()`` read from its
+        events beside it. On a concurrency conflict the whole batch is reloaded and run
+        again (``save`` does not retry), so what is saved is always consistent.
+        """
+
+        def read(vid: str) -> Loaded[N] | None:
+            seen = notes()
+            vintage = self._fold(vid, seen.see)
+            return None if vintage is None else Loaded(vid, vintage, seen)
+
+        def attempt() -> list[R | BaseException]:
+            work: Workspace[N] = Workspace(read)
+            results: list[R | BaseException] = []
+            for command in commands:
+                unit = work.unit(isolated=command.several_steps)
+                try:
+                    results.append(command(unit))
+                except refused as exc:
+                    results.append(exc)
+                    continue
+                unit.commit()
+            changed = work.changed()
+            if changed:
+                self.save(*changed)
+            return results
+
+        with no_gc_pauses():
+            return retry_on_conflict(attempt)
+
     # ------------------------------------------------------------------ machinery
+
+    def _fold(
+        self, vid: str, see: Callable[[VintageEvent], object] | None = None
+    ) -> Vintage | None:
+        """The vintage from one read of its stream (``None`` if there is none), each event
+        applied as the repository would (``event.mutate``) and shown to ``see``: a batch
+        reads thousands, and the repository's per-aggregate checks cost more than the fold."""
+        vintage: Any = None
+        for event in self.events_of(parse_vintage_id(vid)):
+            vintage = event.mutate(vintage)
+            if see is not None:
+                see(event)
+        return vintage if isinstance(vintage, Vintage) else None
 
     def _command(self, vintage_id: str, action: Callable[[Vintage], R]) -> R:
         """Load, act, correct what the new fact changed (:meth:`Vintage.correct`), save;
@@ -483,3 +460,16 @@ class LedgerApp(Application[UUID]):
             return [str(v.id) for v in changed]
 
         return retry_on_conflict(attempt)
+
+
+__all__ = [
+    "CANDIDATES_SHOWN",
+    "MIN_PREFIX",
+    "ImpliedVerifications",
+    "LedgerApp",
+    "VintageIndex",
+    "parse_vintage_id",
+    "resolve_vintage_id",
+    "retry_on_conflict",
+    "vintage_id_for",
+]

@@ -9,7 +9,8 @@ and corrects what it no longer says.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -93,3 +94,42 @@ def expected_lapses(
 def cure_date(lapse_on: date, verifications: Sequence[date]) -> date | None:
     """The first verification dated on or after a lapse: the day a curable lapse ends."""
     return min((v for v in verifications if v >= lapse_on), default=None)
+
+
+def decisive_verifications(
+    *,
+    issued_on: date,
+    period_end: date,
+    recorded: Collection[date],
+    candidates: Sequence[date],
+    interval_years: int | None,
+    grace_days: int,
+) -> list[date]:
+    """Which ``candidates`` (sorted) change what the verifications imply, given ``recorded``.
+
+    Why: a project's issuances each imply a verification of its earlier vintages, so a
+    project issued every month implies one per month on every vintage; only a few of them
+    move a due date that matters. Recording just these gives the same lapses (days,
+    amounts, missed due dates), the same cures, and the same last verification (hence the
+    same due date and status today) as recording them all. From each anchor (the issuance,
+    then each kept date) :func:`expected_lapses` moves to a verification within the due
+    date plus grace; the latest such date leads to the same later walk as every one in
+    between, and where none falls in time the next one (the cure) is the walk's next
+    anchor in both. The latest date of all is kept for the due date as of today.
+    """
+    fresh = [d for d in candidates if d not in recorded]
+    if not fresh:
+        return []
+    every = sorted(set(recorded).union(fresh))
+    keep = {every[-1]}
+    anchor = issued_on
+    at = bisect_right(every, anchor)
+    while interval_years is not None and at < len(every):
+        due = add_years(anchor, interval_years)
+        if due >= period_end:
+            break
+        last_in_time = bisect_right(every, due + timedelta(days=grace_days)) - 1
+        anchor = every[last_in_time] if last_in_time >= at else every[at]
+        keep.add(anchor)
+        at = bisect_right(every, anchor)
+    return [d for d in fresh if d in keep]

@@ -6,7 +6,15 @@ order without touching the ledger, so an importer can show progress (:func:`coun
 duplicates and rejections, and decide what to send to the ledger. That importer is
 :mod:`permanence.imports.loader` (``permanence import``), kept out of this package's namespace
 so that the parsers import nothing from the ledger.
-"""
+
+The modules: one per format (``acr``, ``acr_credits``, ``art``, ``car``, ``car_credits``,
+``carb``, ``gold_standard``, ``isometric``, ``verra``); ``cells`` and ``credit_rows`` (reading
+cells and credit rows); ``records`` (what parsers yield). The importer: ``loader`` (the run:
+issuances, implied verifications, then command batches handed to ``LedgerApp``), ``files``
+(checking a file first, the rejects file), ``issuance`` (the issuance command a row becomes),
+``history`` (the verifications issuances imply), ``commands`` and ``marks`` (every other
+record as a keyed, idempotent command), ``causes``, ``summary`` (what an import did) and
+``read_model`` (duplicate checks and the reconciliation)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ that issuance, and every earlier vintage of the project still under monitoring w
 then too (a project is verified as a whole, not vintage by vintage). Without this, importing
 years of exports makes one sweep record every old vintage as lapsed at once.
 
-The rule (:func:`plan`): for each project, each of its issuances dated ``d`` verifies every
+The rule (:func:`implied`, then :meth:`ledger.application.LedgerApp.verify_implied`): for each
+project, each of its issuances dated ``d`` verifies every
 earlier-issued reversible vintage of the project (``issued_on < d < period_end``, not yet
 verified on ``d``), dated:
 
@@ -15,27 +16,20 @@ verified on ``d``), dated:
 - the issuance date ``d`` itself: the latest the verification can have been, so that no lapse
   the data cannot rule out is hidden.
 
+Only the implied verifications that change what the vintage's verifications say are recorded
+(``Vintage.verifications_implied_by``): the same lapses, cures and due date today as
+recording every one, without one event per pair of a vintage and a later issuance of its
+project (100,000 rows over 5,000 projects would otherwise imply about a million).
+
 The ``verifier`` of each recorded ``Verified`` event says which rule dated it and names the
 issuance that is the evidence (and the verification body the export names, if any).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-
-
-@dataclass(frozen=True)
-class Known:
-    """One vintage of a project as the importer knows it (from this file or the ledger)."""
-
-    vid: str
-    issued_on: date
-    period_end: date
-    reversible: bool
-    verified: frozenset[date]
 
 
 @dataclass(frozen=True)
@@ -48,15 +42,6 @@ class Evidence:
     stated: bool
 
 
-@dataclass(frozen=True)
-class Verification:
-    """One verification to record on one vintage."""
-
-    vid: str
-    on: date
-    verifier: str
-
-
 def describe(evidence: Evidence, program: str) -> str:
     """The ``verifier`` text: who, and which rule dated it (kept short: a name, not a log)."""
     rule = "date stated by the export" if evidence.stated else "dated by that issuance"
@@ -67,33 +52,14 @@ def describe(evidence: Evidence, program: str) -> str:
     return f"{who}implied by {program} issuance {key} ({rule})"
 
 
-def plan(
-    program: str,
-    vintages: Iterable[Known],
-    evidence: Iterable[Evidence],
-    today: date,
-) -> list[Verification]:
-    """The verifications one project's issuances imply for its earlier reversible vintages."""
-    todo: list[Verification] = []
-    ordered = sorted(evidence, key=lambda e: (e.on, e.source_key))
-    for vintage in vintages:
-        if not vintage.reversible:
-            continue
-        dates = set(vintage.verified)
-        for item in ordered:
-            on = item.on
-            if not (vintage.issued_on < on < vintage.period_end) or on > today or on in dates:
-                continue
-            dates.add(on)
-            todo.append(Verification(vintage.vid, on, describe(item, program)))
-    return todo
+def implied(program: str, evidence: Iterable[Evidence]) -> dict[date, str]:
+    """Each date one project's issuances imply a verification on, with the ``verifier`` text
+    to record: the first issuance of that date by key is named as the evidence."""
+    found: dict[date, str] = {}
+    for item in sorted(evidence, key=lambda e: (e.on, e.source_key)):
+        if item.on not in found:
+            found[item.on] = describe(item, program)
+    return found
 
 
-def by_vintage(items: Iterable[Verification]) -> dict[str, list[Verification]]:
-    grouped: dict[str, list[Verification]] = defaultdict(list)
-    for item in items:
-        grouped[item.vid].append(item)
-    return grouped
-
-
-__all__ = ["Evidence", "Known", "Verification", "by_vintage", "describe", "plan"]
+__all__ = ["Evidence", "describe", "implied"]
