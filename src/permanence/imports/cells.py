@@ -18,6 +18,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar
 
+from ledger.limits import FIRST_YEAR, LAST_YEAR
+
 from .records import ParseResult, Rejected
 
 
@@ -129,7 +131,6 @@ def us_datetime(text: str) -> datetime | None:
         return None
 
 
-MIN_YEAR, MAX_YEAR = 1900, 2200
 
 _US_SHORT = re.compile(r"(?P<month>\d{1,2})/(?P<day>\d{1,2})/(?P<year>\d{2})")
 
@@ -236,9 +237,9 @@ class Row:
     def year(self, column: str) -> int:
         """A required calendar year (a vintage): four digits, so that 10^30 is refused here."""
         value = self.whole(column)
-        if not MIN_YEAR <= value <= MAX_YEAR:
+        if not FIRST_YEAR <= value <= LAST_YEAR:
             raise CellError(
-                f"column {column!r}: {self.text(column)!r} is not a year ({MIN_YEAR}-{MAX_YEAR})"
+                f"column {column!r}: {self.text(column)!r} is not a year ({FIRST_YEAR}-{LAST_YEAR})"
             )
         return value
 
