@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from ledger import events as ev
 from ledger.calendar import add_days
 from ledger.exposure import ONE_DAY, VintageExposure
+from ledger.obligors import OBLIGORS
 from ledger.reversals import Reversal, settle
 
 
@@ -113,7 +113,7 @@ class VintageDues(VintageExposure):
 
     def due_at(self, t: date) -> dict[str, int]:
         """Reversals minus compensation dated on or before ``t``, by obligor."""
-        due = dict.fromkeys(ev.OBLIGORS, 0)
+        due = dict.fromkeys(OBLIGORS, 0)
         for r in self.reversals.values():
             for obligor, owed in self.shares_at(r, t).items():
                 due[obligor] += owed

@@ -18,6 +18,7 @@ from eventsourcing.utils import resolve_topic
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.classification import Classification
+from ledger.obligors import Obligor
 from ledger.profiles import Rules
 
 #: Who is recording events in the current context (a CLI user, an API token name, the
@@ -25,9 +26,6 @@ from ledger.profiles import Rules
 recording_actor: ContextVar[str | None] = ContextVar("recording_actor", default=None)
 
 CompensationRoute = Literal["buffer", "proponent", "insurance", "deduction", "fund", "jurisdiction"]
-#: Who owes a reversal's compensation, by kind: the ``due`` figures have one key each.
-Obligor = Literal["proponent", "pool", "fund", "jurisdiction", "insurer"]
-OBLIGORS: tuple[str, ...] = ("proponent", "pool", "fund", "jurisdiction", "insurer")
 TransfereeKind = Literal["fund", "insurer", "jurisdiction"]
 
 

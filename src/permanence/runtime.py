@@ -9,15 +9,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy.exc import DBAPIError
 
-from ledger.application import LedgerApp
-from ledger.profiles import ProfileCatalog
 from permanence.config import Settings, Store, parse_store
-from projections.projector import Projector
-from projections.queries import ReadModelIndex
 from projections.storage import engines
-from projections.storage.schema import create_all, schema_lock
+from projections.storage.schema import read_models_current
 
 log = logging.getLogger("permanence.runtime")
 
@@ -29,6 +26,12 @@ class Runtime:
                  create: bool = True) -> None:
         """Open the store; with ``create=False`` a ledger that does not exist yet is a
         :class:`LedgerNotFound` (read commands never create one), else it is created."""
+        from ledger.application import LedgerApp
+        from ledger.profiles import ProfileCatalog
+        from projections.projector import Projector
+        from projections.queries import ReadModelIndex
+        from projections.storage.schema import create_all, schema_lock
+
         self.settings = settings
         self.store: Store = parse_store(settings.db, settings.lock_timeout_seconds)
         extra = sorted(settings.profiles_dir.glob("*.json")) if settings.profiles_dir else []
@@ -79,6 +82,12 @@ class LedgerNotFound(LookupError):
 
 
 EVENTS_TABLE = "permanence_events"
+LOG_HEAD = {
+    "sqlite": "SELECT MAX(rowid) FROM stored_events",
+    "postgresql": f"SELECT MAX(notification_id) FROM {EVENTS_TABLE}",
+}
+"""The event log's last notification id by dialect, asked as eventsourcing's recorders store
+it (a test checks it against ``recorder.max_notification_id()``), without loading them."""
 CREATE_HINT = "`permanence issue` or `permanence import` creates one"
 
 
@@ -111,6 +120,48 @@ def make_engine(store: Store, lock_timeout: int) -> Engine:
     """A SQLAlchemy engine on the same database as the event store."""
     return engines.make_engine(store.sqlalchemy_url, lock_timeout, libpq=store.libpq,
                                schema=store.schema if store.kind != "sqlite" else None)
+
+
+@contextmanager
+def read_engine(settings: Settings) -> Iterator[Engine]:
+    """An engine on the read models for a command that only reads them.
+
+    When they are current (built by this code's schema, and holding every event recorded),
+    nothing of the write side is loaded or opened: a read command answers in about the time
+    it takes to import SQLAlchemy. Otherwise the whole :class:`Runtime` opens (rebuilding read
+    models of another schema) and catches them up first, and its engine answers.
+    """
+    store = parse_store(settings.db, settings.lock_timeout_seconds)
+    _require_ledger(store, settings.lock_timeout_seconds)
+    engine = make_engine(store, settings.lock_timeout_seconds)
+    if _caught_up(engine):
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+        return
+    engine.dispose()
+    runtime = Runtime(settings, create=False)
+    try:
+        runtime.refresh()
+        yield runtime.engine
+    finally:
+        runtime.close()
+
+
+def _caught_up(engine: Engine) -> bool:
+    """Whether the read models have this code's schema and every recorded event."""
+    from projections.tables import tracking
+
+    try:
+        if not read_models_current(engine):
+            return False
+        with engine.connect() as conn:
+            head = conn.exec_driver_sql(LOG_HEAD[engine.dialect.name]).scalar()
+            position = conn.execute(select(func.max(tracking.c.position))).scalar()  # one row
+    except DBAPIError:  # a table missing or older: the whole runtime sets it right
+        return False
+    return int(head or 0) <= int(position or 0)
 
 
 @contextmanager

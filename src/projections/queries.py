@@ -16,7 +16,7 @@ from typing import Any, Literal
 from sqlalchemy import Engine, and_, case, func, literal, select, text
 from sqlalchemy.sql import ColumnElement
 
-from ledger.events import OBLIGORS
+from ledger.obligors import OBLIGORS
 from projections.tables import deltas, record_time_text, rollup, rollup_year, vintages
 
 GroupBy = Literal["program", "project", "pool", "vintage-year", "bearer"]

@@ -31,7 +31,7 @@ from sqlalchemy import Engine, func, select
 
 from ledger.application import LedgerApp
 from ledger.calendar import add_days, add_years
-from ledger.events import OBLIGORS
+from ledger.obligors import OBLIGORS
 from projections.queries import buffer, liabilities
 from projections.tables import rollup
 from scheduler.leader import StoreInfo

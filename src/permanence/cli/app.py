@@ -32,6 +32,8 @@ from permanence.cli.output import due_text, emit
 from permanence.parsing import UsageError, required_date, to_date
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from permanence.config import Settings
     from permanence.runtime import Runtime
 
@@ -221,13 +223,38 @@ def runtime(create: bool | None = None) -> Iterator[Runtime]:
         rt.close()
 
 
+@contextmanager
+def reader() -> Iterator[Engine]:
+    """The engine of a command that only reads the read models (see
+    :func:`permanence.runtime.read_engine`: the write side loads only when they are behind)."""
+    from permanence.runtime import read_engine
+
+    with read_engine(settings()) as engine:
+        yield engine
+
+
 def today() -> date:
     """The business date: ``PERMANENCE_TODAY`` when set, else the machine's date."""
     return settings().today_source()()
 
 
 __all__ = [
-    "AS_OF", "JSON", "KNOWN_AT", "PLOT", "UsageError", "app", "due_text", "emit", "exits",
-    "fail", "guarded", "projections_app", "required_date", "runtime", "settings", "to_date",
+    "AS_OF",
+    "JSON",
+    "KNOWN_AT",
+    "PLOT",
+    "UsageError",
+    "app",
+    "due_text",
+    "emit",
+    "exits",
+    "fail",
+    "guarded",
+    "projections_app",
+    "reader",
+    "required_date",
+    "runtime",
+    "settings",
+    "to_date",
     "today",
 ]

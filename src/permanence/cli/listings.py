@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from permanence.cli.app import JSON, app, runtime
+from permanence.cli.app import JSON, app, reader
 from permanence.cli.choices import VintageStatus
 from permanence.cli.errors import exits
 from permanence.cli.output import Human, emit, table
@@ -71,6 +71,6 @@ def vintages(
 
     filters = VintageFilters(program, project, pool, status.value if status else None, label,
                              to_date(as_of, "as-of"))
-    with runtime() as rt:
-        data = list_vintages(rt.engine, filters, limit, cursor)
+    with reader() as engine:
+        data = list_vintages(engine, filters, limit, cursor)
     emit(data, as_json, vintages_table)

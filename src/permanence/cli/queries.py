@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from permanence.cli.app import AS_OF, JSON, KNOWN_AT, PLOT, app, runtime, settings, today
+from permanence.cli.app import AS_OF, JSON, KNOWN_AT, PLOT, app, reader, runtime, settings, today
 from permanence.cli.choices import GroupBy
 from permanence.cli.errors import exits
 from permanence.cli.output import Human, cell, due_text, emit, fields, table
@@ -163,8 +163,8 @@ def liabilities(
 
     day = to_date(as_of, "as-of") or today()
     kt = to_timestamp(known_at)
-    with runtime() as rt:
-        data = query(rt.engine, day, Filters(program, project, pool), kt,
+    with reader() as engine:
+        data = query(engine, day, Filters(program, project, pool), kt,
                      by.value if by is not None else None)
     emit(data, as_json, liabilities_text)
 
@@ -215,8 +215,8 @@ def buffer(
     from projections.queries import buffer as query
 
     day = to_date(as_of, "as-of") or today()
-    with runtime() as rt:
-        data = query(rt.engine, day, pool, to_timestamp(known_at))
+    with reader() as engine:
+        data = query(engine, day, pool, to_timestamp(known_at))
     emit(data, as_json, buffer_text)
 
 
@@ -257,8 +257,8 @@ def runoff(
 
     day = to_date(as_of, "as-of") or today()
     kt = to_timestamp(known_at)
-    with runtime() as rt:
-        data = query(rt.engine, day, pool, kt)
+    with reader() as engine:
+        data = query(engine, day, pool, kt)
     if plot is not None:
         from projections.charts import runoff_chart
 

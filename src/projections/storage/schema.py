@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Column, Connection, Engine, MetaData, String, Table, Text, inspect, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex, CreateTable
@@ -81,8 +80,15 @@ def _fingerprint(dialect_name: str) -> str:
 
 
 def dialect_named(name: str) -> Dialect:
-    """A dialect to compile DDL for, by name (``sqlite`` or ``postgresql``)."""
-    return sqlite.dialect() if name == "sqlite" else postgresql.dialect()  # type: ignore[no-any-return]
+    """A dialect to compile DDL for, by name (``sqlite`` or ``postgresql``; each loaded only
+    when asked for, so a SQLite command never loads PostgreSQL's)."""
+    if name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.dialect()  # type: ignore[no-any-return]
+    from sqlalchemy.dialects import postgresql
+
+    return postgresql.dialect()  # type: ignore[no-any-return]
 
 
 def stored_fingerprint(conn: Connection) -> str | None:
