@@ -42,80 +42,118 @@ def known_at_text(known_at: datetime | None) -> str | None:
     return None if known_at is None else record_time_text(known_at)
 
 
+#: (measure, key, pool, group) -> amount: every figure a trustee question needs, by the
+#: pool of the vintages it came from (pool rows and shortfalls) and the asked-for group.
+Sums = dict[tuple[str, str, str, Any], int]
+#: Groupings the roll-ups carry (their rows are keyed by program, pool and key).
+ROLLED_GROUPS: tuple[str | None, ...] = (None, "program", "pool", "bearer")
+#: The roll-up measure of credits issued that cannot reverse (keyed by pool, dated by
+#: issuance). Read models that predate it lack it; their total is read from the vintages.
+NON_REVERSIBLE = "non_reversible"
+
+
 def _sums(
-    engine: Engine,
-    measures: tuple[str, ...],
-    as_of: date,
-    filters: Filters,
-    known_at: datetime | None,
-    group: str | None,
-) -> dict[tuple[str, str, Any], int]:
-    """Sum (measure, key, group) over deltas dated on or before ``as_of``."""
+    conn: Any, as_of: date, filters: Filters, known_at: datetime | None, group: str | None
+) -> tuple[Sums, bool]:
+    """Every measure summed by (measure, key, pool, group) over facts dated by ``as_of``,
+    in one pass: the roll-ups when they can answer, else the vintages and their deltas.
+    The flag says whether the non-reversible issued total is in the sums."""
+    if known_at is None and filters.project is None and group in ROLLED_GROUPS:
+        return _from_rollups(_rolled(conn, as_of, filters.pool), filters, group)
+    return _detail(conn, as_of, filters, known_at_text(known_at), group, by_pool=True), True
+
+
+RolledRows = list[tuple[str, str, str, str, int]]
+
+
+def _rolled(conn: Any, as_of: date, pool: str | None) -> RolledRows:
+    """Roll-up amounts by (measure, key, program, pool) up to ``as_of``: whole years
+    before its year, then the days of that year (read by the day index: no measure
+    condition, every measure is wanted)."""
     t = as_of.isoformat()
-    detail = known_at is not None or filters.project is not None or group in ("project", "vintage-year")
-    out: dict[tuple[str, str, Any], int] = {}
-    if not detail:
-        # whole years before the as-of year, then the days of that year up to the date
-        year_start = f"{as_of.year:04d}-01-01"
-        parts = []
-        for table, period_cond in (
-            (rollup_year, rollup_year.c.year < as_of.year),
-            (rollup, and_(rollup.c.day >= year_start, rollup.c.day <= t)),
-        ):
-            gcol = _group_column(table, group)
-            conds = [table.c.measure.in_(measures), period_cond, *_filter_conds(table, filters)]
-            parts.append(
-                select(table.c.measure, table.c.key, gcol, func.sum(table.c.amount))
-                .where(and_(*conds))
-                .group_by(table.c.measure, table.c.key, gcol)
-            )
-        with engine.connect() as conn:
-            for stmt in parts:
-                for m, k, g, amount in conn.execute(stmt):
-                    out[(m, k, g)] = out.get((m, k, g), 0) + int(amount)
-        return out
-    kt = known_at_text(known_at)
-    with engine.connect() as conn:
-        gcol = _group_column(deltas, group)
-        conds = [deltas.c.measure.in_(measures), deltas.c.day <= t, *_filter_conds(deltas, filters)]
-        if kt is not None:
-            conds.append(deltas.c.recorded_at <= kt)
+    rows: RolledRows = []
+    for table, period_cond in (
+        (rollup_year, rollup_year.c.year < as_of.year),
+        (rollup, and_(rollup.c.day >= f"{as_of.year:04d}-01-01", rollup.c.day <= t)),
+    ):
+        conds = [period_cond, *([table.c.pool == pool] if pool is not None else [])]
         stmt = (
-            select(deltas.c.measure, deltas.c.key, gcol, func.sum(deltas.c.amount))
+            select(table.c.measure, table.c.key, table.c.program, table.c.pool,
+                   func.sum(table.c.amount))
             .where(and_(*conds))
-            .group_by(deltas.c.measure, deltas.c.key, gcol)
+            .group_by(table.c.measure, table.c.key, table.c.program, table.c.pool)
         )
-        for m, k, g, amount in conn.execute(stmt):
-            out[(m, k, g)] = out.get((m, k, g), 0) + int(amount)
-        for m, k, g, amount in _baseline(conn, measures, t, filters, kt, group):
-            out[(m, k, g)] = out.get((m, k, g), 0) + int(amount)
+        rows += [(m, k, prog, p, int(a)) for m, k, prog, p, a in conn.execute(stmt).all()]
+    return rows
+
+
+def _from_rollups(rows: RolledRows, filters: Filters, group: str | None) -> tuple[Sums, bool]:
+    out: Sums = {}
+    found_non_reversible = False
+    for m, k, program, pool, amount in rows:
+        if m == NON_REVERSIBLE:
+            found_non_reversible = True
+        if filters.program is not None and program != filters.program:
+            continue
+        g = (program if group == "program" else pool if group == "pool"
+             else k if group == "bearer" else None)
+        out[(m, k, pool, g)] = out.get((m, k, pool, g), 0) + amount
+    return out, found_non_reversible
+
+
+def _detail(
+    conn: Any, as_of: date, filters: Filters, kt: str | None, group: str | None, by_pool: bool
+) -> Sums:
+    """One pass over the deltas and one over the vintages' issuance baselines, grouped.
+
+    Without ``by_pool`` the sums carry no pool (``None``; a baseline's key too): enough for
+    the liability figures, and a grouping by project then reads one row per project.
+    """
+    t = as_of.isoformat()
+    out: Sums = {}
+    gcol = _group_column(deltas, group)
+    dpool = deltas.c.pool if by_pool else literal(None).label("p")
+    conds = [deltas.c.day <= t, *_filter_conds(deltas, filters)]
+    if kt is not None:
+        conds.append(deltas.c.recorded_at <= kt)
+    stmt = (
+        select(deltas.c.measure, deltas.c.key, dpool, gcol, func.sum(deltas.c.amount))
+        .where(and_(*conds))
+        .group_by(deltas.c.measure, deltas.c.key, *([deltas.c.pool] if by_pool else []), gcol)
+    )
+    for m, k, pool, g, amount in conn.execute(stmt).all():
+        out[(m, k, pool, g)] = out.get((m, k, pool, g), 0) + int(amount)
+    for m, pool, g, amount in _baseline(conn, t, filters, kt, group, by_pool):
+        if amount:
+            out[(m, pool, pool, g)] = out.get((m, pool, pool, g), 0) + int(amount)
     return out
 
 
 def _baseline(
-    conn: Any, measures: tuple[str, ...], t: str, filters: Filters, kt: str | None, group: str | None
-) -> list[tuple[str, str, Any, int]]:
-    """Issuance baselines: exposure over [exposure_start, period_end), contribution from issuance."""
+    conn: Any, t: str, filters: Filters, kt: str | None, group: str | None, by_pool: bool
+) -> list[tuple[str, Any, Any, int]]:
+    """Issuance baselines in one scan of the vintages issued by ``t``: exposure over
+    [exposure_start, period_end) of those that can reverse, the buffer contribution, and
+    the quantity of those that cannot (issued, carrying no exposure)."""
     v = vintages
-    base = list(_filter_conds(v, filters))
+    conds = [v.c.issued_on <= t, *_filter_conds(v, filters)]
     if kt is not None:
-        base.append(v.c.issued_recorded_at <= kt)
+        conds.append(v.c.issued_recorded_at <= kt)
     gcol = _group_column(v, group, bearer=v.c.pool)
-    rows: list[tuple[str, str, Any, int]] = []
-    if "exposure" in measures:
-        stmt = (
-            select(v.c.pool, gcol, func.sum(v.c.quantity))
-            .where(and_(v.c.exposure_start <= t, v.c.period_end > t, *base))
-            .group_by(v.c.pool, gcol)
-        )
-        rows += [("exposure", p, g, a) for p, g, a in conn.execute(stmt)]
-    if "contributions" in measures:
-        stmt = (
-            select(v.c.pool, gcol, func.sum(v.c.buffer))
-            .where(and_(v.c.issued_on <= t, v.c.buffer > 0, *base))
-            .group_by(v.c.pool, gcol)
-        )
-        rows += [("contributions", p, g, a) for p, g, a in conn.execute(stmt)]
+    pool = v.c.pool if by_pool else literal(None).label("p")
+    exposure = case((and_(v.c.exposure_start <= t, v.c.period_end > t, v.c.reversible.is_(True)),
+                     v.c.quantity), else_=0)
+    contribution = case((v.c.buffer > 0, v.c.buffer), else_=0)
+    fixed = case((v.c.reversible.is_(False), v.c.quantity), else_=0)
+    stmt = (
+        select(pool, gcol, func.sum(exposure), func.sum(contribution), func.sum(fixed))
+        .where(and_(*conds))
+        .group_by(*([v.c.pool] if by_pool else []), gcol)
+    )
+    rows: list[tuple[str, Any, Any, int]] = []
+    for p, g, exposed, contributed, non_reversible in conn.execute(stmt).all():
+        rows += [("exposure", p, g, exposed), ("contributions", p, g, contributed),
+                 (NON_REVERSIBLE, p, g, non_reversible)]
     return rows
 
 
@@ -147,18 +185,37 @@ def liabilities(
     """Exposure, transferred exposure and due liability by obligor, as of a date.
 
     ``due.pool`` includes each pool's shortfall (buffer draws its balance could not
-    cover) when the question is about whole pools: no program or project filter.
+    cover) when the question is about whole pools: no program or project filter. Every
+    grouping is one pass: each sum is read once and added to its group.
     """
-    sums = _sums(engine, LIABILITY_MEASURES, as_of, filters, known_at, by)
-    shortfalls = {
-        name: row["shortfall"]
-        for name, row in _pool_rows(engine, as_of, filters.pool, known_at).items()
-        if row["shortfall"]
-    }
     whole_pools = filters.program is None and filters.project is None
+    rollable = known_at is None and filters.project is None and by in ROLLED_GROUPS
+    kt = known_at_text(known_at)
+    with engine.connect() as conn:
+        # one read of the roll-ups serves the figures and the pools' own (for shortfalls)
+        rolled = _rolled(conn, as_of, filters.pool) if known_at is None else None
+        shared = whole_pools and rolled is None  # the detail pass also gives the pools'
+        if rolled is not None and rollable:
+            sums, has_fixed = _from_rollups(rolled, filters, by)
+        else:
+            sums, has_fixed = _detail(conn, as_of, filters, kt, by, by_pool=shared), True
+        if whole_pools and (rollable or shared):
+            pool_sums = sums
+        elif rolled is not None:
+            pool_sums = _from_rollups(rolled, Filters(pool=filters.pool), None)[0]
+        else:
+            pool_sums = _detail(conn, as_of, Filters(pool=filters.pool), kt, None, by_pool=True)
+        non_reversible = (
+            sum(a for (m, _, _, _), a in sums.items() if m == NON_REVERSIBLE) if has_fixed
+            else _non_reversible(conn, as_of, filters)
+        )
+    shortfalls = {name: row["shortfall"] for name, row in _pools_of(pool_sums).items()
+                  if row["shortfall"]}
     groups: dict[Any, dict[str, Any]] = {}
     total = _empty_figures()
-    for (measure, key, group), amount in sums.items():
+    for (measure, key, _, group), amount in sums.items():
+        if measure not in LIABILITY_MEASURES:
+            continue
         _add(total, measure, key, amount)
         if by is not None:
             _add(groups.setdefault(group, _empty_figures()), measure, key, amount)
@@ -174,7 +231,7 @@ def liabilities(
         **_finish(total),
         "shortfall": sum(shortfalls.values()),
         "shortfall_by_pool": shortfalls,
-        "non_reversible_issued": _non_reversible(engine, as_of, filters, known_at),
+        "non_reversible_issued": non_reversible,
     }
     if by is not None:
         result["by"] = by
@@ -207,20 +264,24 @@ def _finish(figures: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _non_reversible(
-    engine: Engine, as_of: date, filters: Filters, known_at: datetime | None
-) -> int:
-    """Credits issued by ``as_of`` of project types that cannot reverse: counted as
-    issued, carrying no exposure."""
+def _non_reversible(conn: Any, as_of: date, filters: Filters) -> int:
+    """Credits issued by ``as_of`` that cannot reverse, for read models whose roll-ups
+    predate that measure: read through the partial index over those vintages alone (by
+    program and pool, filtered here, so that no other index tempts the planner)."""
     v = vintages
     # written as the partial index's own condition, so both stores use that index
-    conds: list[Any] = [text("NOT reversible"), v.c.issued_on <= as_of.isoformat(),
-                        *_filter_conds(v, filters)]
-    kt = known_at_text(known_at)
-    if kt is not None:
-        conds.append(v.c.issued_recorded_at <= kt)
-    with engine.connect() as conn:
-        return int(conn.execute(select(func.sum(v.c.quantity)).where(and_(*conds))).scalar() or 0)
+    stmt = (
+        select(v.c.program, v.c.pool, v.c.project, func.sum(v.c.quantity))
+        .where(text("NOT reversible"), v.c.issued_on <= as_of.isoformat())
+        .group_by(v.c.program, v.c.pool, v.c.project)
+    )
+    wanted = filters.as_dict()
+    total = 0
+    for program, pool, project, amount in conn.execute(stmt):
+        found = {"program": program, "pool": pool, "project": project}
+        if all(found[k] == value for k, value in wanted.items()):
+            total += int(amount)
+    return total
 
 
 def buffer(
@@ -250,15 +311,26 @@ def _pool_rows(
 ) -> dict[str, dict[str, int]]:
     """Per pool: contributions, draws, holds, exposure borne, due by the pool; and from
     them the credits actually cancelled and the shortfall."""
-    sums = _sums(engine, BUFFER_MEASURES + ("exposure", "due"), as_of, Filters(pool=pool),
-                 known_at, "pool")
+    with engine.connect() as conn:
+        sums, _ = _sums(conn, as_of, Filters(pool=pool), known_at, None)
+    return _pools_of(sums)
+
+
+def _pools_of(sums: Sums) -> dict[str, dict[str, int]]:
     pools: dict[str, dict[str, int]] = {}
-    for (measure, key, group), amount in sums.items():
-        if measure == "due" and key != "pool":
+    for (measure, key, pool, _), amount in sums.items():
+        if measure == "due":
+            if key != "pool":
+                continue
+            name = pool
+        elif measure in BUFFER_MEASURES or measure == "exposure":
+            name = key
+        else:
             continue
-        name = group if measure == "due" else key
-        row = pools.setdefault(name, dict.fromkeys(
-            ("contributions", "drawn", "on_hold", "exposure", "due"), 0))
+        row = pools.get(name)
+        if row is None:
+            row = pools[name] = dict.fromkeys(
+                ("contributions", "drawn", "on_hold", "exposure", "due"), 0)
         row["drawn" if measure == "cancelled" else measure] += amount
     for row in pools.values():
         available = max(0, row["contributions"] - row["on_hold"])
