@@ -112,9 +112,9 @@ def machine() -> dict[str, Any]:
 
 
 def load_text(before: dict[str, Any], after: dict[str, Any]) -> str:
-    return (f"load average (1/5/15 min) before {before['load_1m']}/{before['load_5m']}/"
-            f"{before['load_15m']}, after {after['load_1m']}/{after['load_5m']}/"
-            f"{after['load_15m']}, {after['cpus']} CPUs")
+    return (f"load average (1/5/15 min) {before['load_1m']}/{before['load_5m']}/"
+            f"{before['load_15m']} before, {after['load_1m']}/{after['load_5m']}/"
+            f"{after['load_15m']} after, on {after['cpus']} CPUs")
 
 
 def alternate(
