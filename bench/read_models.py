@@ -31,7 +31,7 @@ from common import PROGRAMS, Timer, decode_range, postgres_available, sqlite_sto
 
 from permanence.config import Settings
 from permanence.runtime import Runtime
-from projections.issued import ROW_COLUMNS
+from projections.issued import FRESH, ROW_COLUMNS
 from projections.projector import (
     REBUILD_CACHE_KIB,
     REBUILD_PAGE,
@@ -175,10 +175,12 @@ def pg_write_floor(rt: Runtime, url: str, copy: bool) -> tuple[float, float]:
                 raw.cursor() as cur, Timer() as t:
             for table, columns, rows in data:
                 names = ", ".join(f'"{c}"' for c in columns)
-                if copy:
+                if copy:  # every column (an insert writes the fresh state as literals)
+                    fresh = tuple(FRESH.values()) if table is vintages else ()
+                    names += "".join(f', "{c}"' for c in FRESH) if table is vintages else ""
                     with cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as out:
                         for row in rows:
-                            out.write_row(row)
+                            out.write_row(row + fresh)
                     continue
                 statement = (insert_sql("%s") if table is vintages else
                              f"INSERT INTO {table.name} VALUES ({', '.join(['%s'] * len(columns))})")

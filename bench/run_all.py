@@ -101,7 +101,10 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="benchmark names to run (other sections kept)")
     parser.add_argument("--skip", nargs="*", default=[], help="benchmark names to leave out")
     parser.add_argument("--list", action="store_true", help="list the benchmark names and exit")
+    parser.add_argument("--out", type=Path, default=DOC,
+                        help=f"the page to write (default {DOC.relative_to(HERE.parent)})")
     args = parser.parse_args()
+    doc: Path = args.out
     if args.list:
         for name, title, _ in SUITE:
             print(f"{name:<12} {title}")
@@ -147,9 +150,9 @@ def main() -> None:
         "command that reruns it alone (`--quick`: smaller sizes, for development; `--list`: "
         "the names).\n\n"
     )
-    DOC.parent.mkdir(exist_ok=True)
-    if args.only and DOC.exists():
-        page = DOC.read_text(encoding="utf-8")
+    doc.parent.mkdir(exist_ok=True)
+    if args.only and doc.exists():
+        page = doc.read_text(encoding="utf-8")
         sections = _merged(page, sections)
         # the full run's header stays (its date and load are those of the other sections)
         kept = [p for p in page.split("\n## ")[0].split("\n\n") if not p.startswith("Sections re-run")]
@@ -157,8 +160,8 @@ def main() -> None:
         stamp = f"{started:%Y-%m-%d %H:%M}"
         header += (f"Sections re-run on their own are marked *(re-run)* (last on {stamp} UTC; "
                    f"{load_text(at_start, at_end)}).\n\n")
-    DOC.write_text(header + "\n".join(sections), encoding="utf-8")
-    print(f"wrote {DOC}")
+    doc.write_text(header + "\n".join(sections), encoding="utf-8")
+    print(f"wrote {doc}")
 
 
 if __name__ == "__main__":
