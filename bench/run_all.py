@@ -142,7 +142,8 @@ def main() -> None:
     at_end = machine()
     header = (
         "# Benchmarks\n\n"
-        f"Written by `make bench`{' --quick' if args.quick else ''} on {started:%Y-%m-%d %H:%M} UTC; "
+        f"Written by {'`python bench/run_all.py --quick`' if args.quick else '`make bench`'} "
+        f"on {started:%Y-%m-%d %H:%M} UTC; "
         f"{at_end['cpus']} CPUs, Python {platform.python_version()}; "
         f"{load_text(at_start, at_end)}. All figures come from one run; each ratio "
         "is measured A/B alternated in that run (median of the rounds' ratios where stated), "

@@ -124,8 +124,8 @@ def _detail(
     for m, k, pool, g, amount in conn.execute(stmt).all():
         out[(m, k, pool, g)] = out.get((m, k, pool, g), 0) + int(amount)
     for m, pool, g, amount in _baseline(conn, t, filters, kt, group, by_pool):
-        if amount:
-            out[(m, pool, pool, g)] = out.get((m, pool, pool, g), 0) + int(amount)
+        k = (m, pool, pool, g)
+        out[k] = out.get(k, 0) + int(amount)
     return out
 
 
@@ -151,10 +151,16 @@ def _baseline(
         .group_by(*([v.c.pool] if by_pool else []), gcol)
     )
     rows: list[tuple[str, Any, Any, int]] = []
+    add = rows.append
     for p, g, exposed, contributed, non_reversible in conn.execute(stmt).all():
-        rows += [("exposure", p, g, exposed), ("contributions", p, g, contributed),
-                 (NON_REVERSIBLE, p, g, non_reversible)]
+        if exposed:
+            add(("exposure", p, g, exposed))
+        if contributed:
+            add(("contributions", p, g, contributed))
+        if non_reversible:
+            add((NON_REVERSIBLE, p, g, non_reversible))
     return rows
+
 
 
 def _group_column(table: Any, group: str | None, bearer: Any = None) -> ColumnElement[Any]:
@@ -255,7 +261,8 @@ def _add(figures: dict[str, Any], measure: str, key: str, amount: int) -> None:
 
 
 def _finish(figures: dict[str, Any]) -> dict[str, Any]:
-    transferred = {k: a for k, a in sorted(figures["transferred"].items()) if a}
+    moved = figures["transferred"]  # usually empty: a grouping by project finishes 50,000
+    transferred = {k: a for k, a in sorted(moved.items()) if a} if moved else {}
     return {
         "exposure": figures["exposure"],
         "transferred": transferred,
