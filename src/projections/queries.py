@@ -1,10 +1,13 @@
 """Trustee queries over the read models: liabilities, buffer, run-off, as of any date.
 
-Two paths give the same numbers. Without ``known_at`` or a project filter, figures come
-from the roll-ups (whole years from ``proj_rollup_year``, then the days of the as-of year
-from ``proj_rollup``: a few thousand rows whatever the ledger's size).
-Otherwise they come from each vintage's issuance baseline plus its recorded deltas,
-restricted to what had been recorded by ``known_at``. Neither replays an aggregate.
+Two paths give the same numbers. Without ``known_at``, a project filter or a grouping by
+project or vintage year, figures come from the roll-ups (whole years from
+``proj_rollup_year``, then the days of the as-of year from ``proj_rollup``: a few thousand
+rows whatever the ledger's size); one read of them serves every measure, the pools' own
+figures (shortfalls) and every grouping they carry. Otherwise they come from each
+vintage's issuance baseline plus its recorded deltas, restricted to what had been
+recorded by ``known_at``: one grouped scan of each, whatever the grouping, so a grouping
+by project costs one pass however many projects there are. Neither replays an aggregate.
 """
 
 from __future__ import annotations
