@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
@@ -56,7 +57,9 @@ project` at most 2). `CLI`: the wall time of `permanence liabilities --by X --as
 --json` (output to /dev/null), by program and by project alternated. `HTTP`: one
 uvicorn server on the same store, `GET /liabilities?by=X&as_of=D` (a fresh date each
 round, so the server's answer cache never serves it). `report`: `projections.report.gather`
-(every figure of the report, its largest projects included) against `--by program`.
+(every figure of the report: its largest projects, which is `--by project` in process, and
+also the buffer, the run-off and the yearly balance history) against `--by program`: what
+the whole page costs to compute, shown for scale rather than against the 2x target.
 `ratio_median` is the median of the per-round ratios.
 """
 
@@ -177,14 +180,14 @@ def in_process(db: str, rounds: int) -> list[dict[str, Any]]:
 
 
 def _pair_rows(how: str, a_name: str, b_name: str, a: list[float], b: list[float],
-               ratios: list[float], unit: str = "ms") -> list[dict[str, Any]]:
-    return [
-        {"how": how, "question": a_name, "runs": len(a), f"p50_{unit}": median(a),
-         f"p95_{unit}": p95(a)},
-        {"how": how, "question": b_name, "runs": len(b), f"p50_{unit}": median(b),
-         f"p95_{unit}": p95(b), "vs_program": p95(b) / p95(a), "ratio_median": median(ratios),
-         "meets_target": p95(b) / p95(a) <= TARGET_RATIO},
-    ]
+               ratios: list[float], target: bool = True) -> list[dict[str, Any]]:
+    second: dict[str, Any] = {
+        "how": how, "question": b_name, "runs": len(b), "p50_ms": median(b), "p95_ms": p95(b),
+        "vs_program": p95(b) / p95(a), "ratio_median": median(ratios)}
+    if target:
+        second["meets_target"] = p95(b) / p95(a) <= TARGET_RATIO
+    return [{"how": how, "question": a_name, "runs": len(a), "p50_ms": median(a),
+             "p95_ms": p95(a)}, second]
 
 
 def cli(db: str, rounds: int) -> list[dict[str, Any]]:
@@ -220,7 +223,7 @@ def server(db: str) -> Iterator[tuple[int, str]]:
 
     rt = Runtime(Settings(db=db), catch_up_on_write=False)
     try:
-        token, _ = auth.create_token(rt.engine, "groupings-bench", "registry")
+        token, _ = auth.create_token(rt.engine, f"groupings-bench-{uuid.uuid4().hex[:8]}", "registry")
     finally:
         rt.close()
     port = _free_port()
@@ -273,7 +276,7 @@ def report(db: str, rounds: int) -> list[dict[str, Any]]:
     finally:
         rt.close()
     return _pair_rows("report", "liabilities --by program", "report figures (largest projects, "
-                      "buffer, run-off, balance history)", a, b, ratios)
+                      "buffer, run-off, balance history)", a, b, ratios, target=False)
 
 
 def measure(db: str, store: str, vintages: int, projects: int, quick: bool) -> list[dict[str, Any]]:
