@@ -2,7 +2,15 @@
 
 Each ``bench/NAME.py`` exposes ``run(quick) -> list[dict]``. All figures in the page come
 from this one run on this machine, so ratios between them are meaningful; absolute numbers
-move with the machine's load (the page records it).
+move with the machine's load (the page records it before and after every section).
+
+- ``python bench/run_all.py``: everything (``make bench``); ``--quick``: smaller sizes, for
+  development; ``--only NAME...``: rerun those sections, keeping the page's others;
+  ``--list``: the names; ``--out PATH``: write another page (a trial run).
+- ``bench/groupings.py`` (and the PostgreSQL half of ``bench/read_models.py``) keep the
+  1,000,000-vintage ledgers they build (under the temp dir and in a PostgreSQL schema,
+  keyed by the benchmark version and the read models' source), so a second run skips
+  building them; ``python bench/groupings.py --clear-cache`` drops them.
 """
 
 from __future__ import annotations
