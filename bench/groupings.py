@@ -311,10 +311,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"{QUICK[0]:,} vintages")
     parser.add_argument("--store", choices=("sqlite", "postgresql"), action="append")
-    parser.add_argument("--clear-cache", action="store_true", help="drop the cached ledgers first")
+    parser.add_argument("--clear-cache", action="store_true", help="drop the cached ledgers and exit")
     args = parser.parse_args()
     if args.clear_cache:
         clear_cache()
+        return
     for r in run(args.quick, tuple(args.store or ("sqlite", "postgresql"))):
         print(r, flush=True)
 
