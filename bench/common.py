@@ -100,7 +100,7 @@ class Timer:
 
 
 #: Bumped whenever a cached benchmark database would no longer match what builds it.
-BENCH_VERSION = 1
+BENCH_VERSION = 2
 CACHE = Path(tempfile.gettempdir()) / f"permanence-bench-v{BENCH_VERSION}"
 
 

@@ -2,8 +2,8 @@
 in the report, on SQLite and PostgreSQL.
 
 The ledger: 1,000,000 vintages over 50,000 projects (``--quick``: 100,000 over 5,000),
-issued in bulk with a sprinkle of reversals, compensations and retirements, read models
-rebuilt. Building it takes minutes, so each store is built once and kept (an SQLite file
+one in 50 non-reversible, issued in bulk with a sprinkle of reversals, compensations and
+retirements, read models rebuilt. Building it takes minutes, so each store is built once and kept (an SQLite file
 under the temp dir, a PostgreSQL schema), keyed by the benchmark version and the read
 models' source; a changed read model builds a fresh one.
 
@@ -48,6 +48,8 @@ QUICK = (100_000, 5_000)
 GROUPS = ("program", "project", "pool", "vintage-year", "bearer")
 BATCH = 20_000
 TARGET_RATIO = 2.0
+#: One vintage in this many cannot reverse (the liabilities count it as issued, no exposure).
+NON_REVERSIBLE_EVERY = 50
 
 NOTE = """
 `in process`: `projections.queries.liabilities` called directly, every grouping (and the
@@ -83,7 +85,10 @@ def build(db: str, vintages: int, projects: int) -> None:
     rt = Runtime(Settings(db=db), catch_up_on_write=False)
     try:
         for i in range(0, vintages, BATCH):
-            ids = rt.app.issue_many(vintage_specs(min(BATCH, vintages - i), i, projects))
+            specs = vintage_specs(min(BATCH, vintages - i), i, projects)
+            for spec in specs[NON_REVERSIBLE_EVERY // 2 :: NON_REVERSIBLE_EVERY]:
+                spec.update(reversible=False, buffer=0)  # e.g. biochar: issued, no exposure
+            ids = rt.app.issue_many(specs)
             for vid in ids[:: BATCH // 20]:
                 rt.app.record_reversal(vid, date(2030, 1, 1), 100, "storm")
                 rt.app.compensate(vid, "R1", "buffer", 40, date(2030, 6, 1))
@@ -101,6 +106,7 @@ def sqlite_ledger(vintages: int, projects: int) -> str:
     if not done.exists():
         for old in CACHE.glob(f"groupings-{vintages}-*"):
             old.unlink()
+        _drop_other_versions()
         print(f"  building {path} (cached for later runs)", flush=True)
         build(str(path), vintages, projects)
         done.touch()
@@ -295,8 +301,16 @@ def run(quick: bool = False, stores: tuple[str, ...] = ("sqlite", "postgresql"))
     return rows
 
 
+def _drop_other_versions() -> None:
+    """Cached ledgers of other benchmark versions are never read again."""
+    for other in CACHE.parent.glob("permanence-bench-v*"):
+        if other != CACHE:
+            shutil.rmtree(other, ignore_errors=True)
+
+
 def clear_cache() -> None:
     """Remove the cached ledgers (files and PostgreSQL schemas)."""
+    _drop_other_versions()
     shutil.rmtree(CACHE, ignore_errors=True)
     if postgres_available():
         import psycopg
