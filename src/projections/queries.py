@@ -276,22 +276,21 @@ def _finish(figures: dict[str, Any]) -> dict[str, Any]:
 
 def _non_reversible(conn: Any, as_of: date, filters: Filters) -> int:
     """Credits issued by ``as_of`` that cannot reverse, for read models whose roll-ups
-    predate that measure: read through the partial index over those vintages alone (by
-    program and pool, filtered here, so that no other index tempts the planner)."""
+    predate that measure: read through the partial index over those vintages alone,
+    summed by program and pool and filtered here (a program's or pool's own index would
+    tempt the planner into fetching every vintage of it); a project is selective enough
+    to ask for by its index."""
     v = vintages
     # written as the partial index's own condition, so both stores use that index
-    stmt = (
-        select(v.c.program, v.c.pool, v.c.project, func.sum(v.c.quantity))
-        .where(text("NOT reversible"), v.c.issued_on <= as_of.isoformat())
-        .group_by(v.c.program, v.c.pool, v.c.project)
+    conds: list[Any] = [text("NOT reversible"), v.c.issued_on <= as_of.isoformat()]
+    if filters.project is not None:
+        conds.append(v.c.project == filters.project)
+    stmt = (select(v.c.program, v.c.pool, func.sum(v.c.quantity))
+            .where(*conds).group_by(v.c.program, v.c.pool))
+    return sum(
+        int(amount) for program, pool, amount in conn.execute(stmt).all()
+        if filters.program in (None, program) and filters.pool in (None, pool)
     )
-    wanted = filters.as_dict()
-    total = 0
-    for program, pool, project, amount in conn.execute(stmt):
-        found = {"program": program, "pool": pool, "project": project}
-        if all(found[k] == value for k, value in wanted.items()):
-            total += int(amount)
-    return total
 
 
 def buffer(
