@@ -158,7 +158,7 @@ def _baseline(
     for p, g, exposed, contributed, non_reversible in conn.execute(stmt).all():
         if exposed:
             add(("exposure", p, g, exposed))
-        if contributed:
+        if contributed and by_pool:  # the pools' figures alone need it
             add(("contributions", p, g, contributed))
         if non_reversible:
             add((NON_REVERSIBLE, p, g, non_reversible))
@@ -227,7 +227,10 @@ def liabilities(
             continue
         _add(total, measure, key, amount)
         if by is not None:
-            _add(groups.setdefault(group, _empty_figures()), measure, key, amount)
+            figures = groups.get(group)
+            if figures is None:
+                figures = groups[group] = _empty_figures()
+            _add(figures, measure, key, amount)
     if whole_pools:
         total["due"]["pool"] += sum(shortfalls.values())
         if by == "pool":
@@ -244,9 +247,11 @@ def liabilities(
     }
     if by is not None:
         result["by"] = by
-        result["groups"] = {
-            str(g): _finish(groups[g]) for g in sorted(groups, key=lambda g: (g is None, str(g)))
-        }
+        # by name, the group of no value last (a grouping by project sorts 50,000)
+        named = sorted((str(g), f) for g, f in groups.items() if g is not None)
+        if None in groups:
+            named.append(("None", groups[None]))
+        result["groups"] = {name: _finish(f) for name, f in named}
     return result
 
 
