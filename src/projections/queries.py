@@ -20,7 +20,14 @@ from sqlalchemy import Engine, and_, case, func, literal, select, text
 from sqlalchemy.sql import ColumnElement
 
 from ledger.events import OBLIGORS
-from projections.tables import deltas, record_time_text, rollup, rollup_year, vintages
+from projections.tables import (
+    deltas,
+    record_time_text,
+    rollup,
+    rollup_year,
+    tracking,
+    vintages,
+)
 
 GroupBy = Literal["program", "project", "pool", "vintage-year", "bearer"]
 GROUP_BY_CHOICES: tuple[str, ...] = ("program", "project", "pool", "vintage-year", "bearer")
@@ -53,17 +60,20 @@ ROLLED_GROUPS: tuple[str | None, ...] = (None, "program", "pool", "bearer")
 #: The roll-up measure of credits issued that cannot reverse (keyed by pool, dated by
 #: issuance). Read models that predate it lack it; their total is read from the vintages.
 NON_REVERSIBLE = "non_reversible"
+#: The ``proj_tracking`` row a rebuild writes once it rolls up :data:`NON_REVERSIBLE` for
+#: every vintage: only then do the roll-ups hold the whole total (read models upgraded in
+#: place would hold it for new issuances alone).
+NON_REVERSIBLE_ROLLED = "rollup:non_reversible"
 
 
 def _sums(
     conn: Any, as_of: date, filters: Filters, known_at: datetime | None, group: str | None
-) -> tuple[Sums, bool]:
+) -> Sums:
     """Every measure summed by (measure, key, pool, group) over facts dated by ``as_of``,
-    in one pass: the roll-ups when they can answer, else the vintages and their deltas.
-    The flag says whether the non-reversible issued total is in the sums."""
+    in one pass: the roll-ups when they can answer, else the vintages and their deltas."""
     if known_at is None and filters.project is None and group in ROLLED_GROUPS:
         return _from_rollups(_rolled(conn, as_of, filters.pool), filters, group)
-    return _detail(conn, as_of, filters, known_at_text(known_at), group, by_pool=True), True
+    return _detail(conn, as_of, filters, known_at_text(known_at), group, by_pool=True)
 
 
 RolledRows = list[tuple[str, str, str, str, int]]
@@ -90,18 +100,22 @@ def _rolled(conn: Any, as_of: date, pool: str | None) -> RolledRows:
     return rows
 
 
-def _from_rollups(rows: RolledRows, filters: Filters, group: str | None) -> tuple[Sums, bool]:
+def _from_rollups(rows: RolledRows, filters: Filters, group: str | None) -> Sums:
     out: Sums = {}
-    found_non_reversible = False
     for m, k, program, pool, amount in rows:
-        if m == NON_REVERSIBLE:
-            found_non_reversible = True
         if filters.program is not None and program != filters.program:
             continue
         g = (program if group == "program" else pool if group == "pool"
              else k if group == "bearer" else None)
         out[(m, k, pool, g)] = out.get((m, k, pool, g), 0) + amount
-    return out, found_non_reversible
+    return out
+
+
+def _non_reversible_rolled(conn: Any) -> bool:
+    """Whether the roll-ups hold every non-reversible issuance (see
+    :data:`NON_REVERSIBLE_ROLLED`)."""
+    stmt = select(tracking.c.name).where(tracking.c.name == NON_REVERSIBLE_ROLLED)
+    return conn.execute(stmt).first() is not None
 
 
 def _detail(
@@ -205,13 +219,13 @@ def liabilities(
         rolled = _rolled(conn, as_of, filters.pool) if known_at is None else None
         shared = whole_pools and rolled is None  # the detail pass also gives the pools'
         if rolled is not None and rollable:
-            sums, has_fixed = _from_rollups(rolled, filters, by)
+            sums, has_fixed = _from_rollups(rolled, filters, by), _non_reversible_rolled(conn)
         else:
             sums, has_fixed = _detail(conn, as_of, filters, kt, by, by_pool=shared), True
         if whole_pools and (rollable or shared):
             pool_sums = sums
         elif rolled is not None:
-            pool_sums = _from_rollups(rolled, Filters(pool=filters.pool), None)[0]
+            pool_sums = _from_rollups(rolled, Filters(pool=filters.pool), None)
         else:
             pool_sums = _detail(conn, as_of, Filters(pool=filters.pool), kt, None, by_pool=True)
         non_reversible = (
@@ -326,7 +340,7 @@ def _pool_rows(
     """Per pool: contributions, draws, holds, exposure borne, due by the pool; and from
     them the credits actually cancelled and the shortfall."""
     with engine.connect() as conn:
-        sums, _ = _sums(conn, as_of, Filters(pool=pool), known_at, None)
+        sums = _sums(conn, as_of, Filters(pool=pool), known_at, None)
     return _pools_of(sums)
 
 
