@@ -159,7 +159,7 @@ def _rows(store: str, baseline: str, n: int, raw: list[float], lite: list[float]
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
-    n, rounds = (20_000, 3) if quick else (100_000, 5)
+    n, rounds = (20_000, 3) if quick else (100_000, 3)
     rows: list[dict[str, Any]] = []
     with sqlite_store() as db:  # warm-up: the rows the baseline writes
         ledger_ingest(db, n)
