@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
@@ -20,13 +21,13 @@ os.environ.setdefault("PERMANENCE_TODAY", "2199-12-31")
 PROGRAMS = ("icvcm-ccp", "verra-vcs", "acr", "car-forest", "carb-forest", "gold-standard", "puro")
 
 
-def vintage_specs(n: int, start: int = 0) -> list[dict[str, Any]]:
+def vintage_specs(n: int, start: int = 0, projects: int = 5000) -> list[dict[str, Any]]:
     """Deterministic, varied issuance specs (programs, projects, years, dates)."""
     base = date(2010, 1, 1)
     return [
         {
             "program": PROGRAMS[i % len(PROGRAMS)],
-            "project": f"PRJ-{i % 5000:05d}",
+            "project": f"PRJ-{i % projects:05d}",
             "vintage_year": 2010 + i % 15,
             "quantity": 1_000 + (i * 7919) % 90_000,
             # at least a seventh of the quantity: above every profile's minimum buffer
@@ -96,3 +97,51 @@ class Timer:
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self.start
+
+
+#: Bumped whenever a cached benchmark database would no longer match what builds it.
+BENCH_VERSION = 2
+CACHE = Path(tempfile.gettempdir()) / f"permanence-bench-v{BENCH_VERSION}"
+
+
+def machine() -> dict[str, Any]:
+    """The machine's load now: 1/5/15-minute load averages and the CPU count."""
+    one, five, fifteen = os.getloadavg()
+    return {"load_1m": round(one, 2), "load_5m": round(five, 2), "load_15m": round(fifteen, 2),
+            "cpus": os.cpu_count()}
+
+
+def load_text(before: dict[str, Any], after: dict[str, Any]) -> str:
+    return (f"load average (1/5/15 min) {before['load_1m']}/{before['load_5m']}/"
+            f"{before['load_15m']} before, {after['load_1m']}/{after['load_5m']}/"
+            f"{after['load_15m']} after, on {after['cpus']} CPUs")
+
+
+def alternate(
+    a: Callable[[int], float], b: Callable[[int], float], rounds: int
+) -> tuple[list[float], list[float], list[float]]:
+    """Run A and B alternately (A first in even rounds, B first in odd ones), ``rounds``
+    times; each returns a measurement (seconds, or a rate). Returns A's samples, B's,
+    and the ratio B/A of each round, so that a busy machine moves both sides together."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for r in range(rounds):
+        if r % 2 == 0:
+            x = a(r)
+            y = b(r)
+        else:
+            y = b(r)
+            x = a(r)
+        xs.append(x)
+        ys.append(y)
+    return xs, ys, [y / x for x, y in zip(xs, ys, strict=True)]
+
+
+def p95(samples: list[float]) -> float:
+    """The 95th percentile (nearest rank) of at least one sample."""
+    ordered = sorted(samples)
+    return ordered[max(0, -(-95 * len(ordered) // 100) - 1)]
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples)

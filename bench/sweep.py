@@ -6,7 +6,7 @@ business date. Measured: the time to record all 10,000 lapses (one sweep, 1,000 
 transaction), and a sweep with nothing due (target: at most 50 ms; median of repeats).
 
 Usage: ``.venv/bin/python bench/sweep.py [--quick] [--pg URL]``; ``run(quick)`` returns the
-rows. ``--pg`` (or ``PERMANENCE_BENCH_PG``) also runs it on PostgreSQL, in a schema of its
+rows. ``--pg`` (or ``PERMANENCE_BENCH_PG``; by default the benchmarks' server when it answers) also runs it on PostgreSQL, in a schema of its
 own that is dropped afterwards.
 """
 
@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+
+from common import PG_BASE, postgres_available
 
 from permanence.config import Settings
 from permanence.runtime import Runtime
@@ -106,12 +108,13 @@ def measure(db: str, vintages: int, backend: str) -> list[dict[str, Any]]:
 
 
 def run(quick: bool = False, pg: str | None = None) -> list[dict[str, Any]]:
-    """Run the benchmark on SQLite (and PostgreSQL when ``pg`` is given); returns the rows."""
+    """Run the benchmark on SQLite, then on PostgreSQL (``pg``, ``PERMANENCE_BENCH_PG``, or
+    the benchmarks' server when it answers); returns the rows."""
     vintages = QUICK if quick else FULL
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
         rows += measure(str(Path(tmp) / "ledger.db"), vintages, "sqlite")
-    pg = pg or os.environ.get("PERMANENCE_BENCH_PG")
+    pg = pg or os.environ.get("PERMANENCE_BENCH_PG") or (PG_BASE if postgres_available() else None)
     if pg:
         rows += _on_postgres(pg, vintages)
     return rows
