@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 
 from permanence.config import Settings
 from permanence.runtime import Runtime
-from projections.queries import Filters, buffer, liabilities, runoff
+from projections.queries import Filters, buffer, liabilities
+from projections.runoff import runoff
 from scheduler.sweep import sweep
 from tests.conftest import PG_BASE, _pg_connect, require_postgres
 

@@ -13,7 +13,8 @@ from sqlalchemy import select, text
 
 from ledger.errors import InvalidCommand, UnknownVintage
 from permanence.runtime import Runtime
-from projections.queries import Filters, buffer, liabilities, runoff
+from projections.queries import Filters, buffer, liabilities
+from projections.runoff import runoff
 from projections.tables import deltas, rollup, rollup_year, tracking, vintages
 
 

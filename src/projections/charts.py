@@ -35,7 +35,7 @@ def plain_label(text: Any) -> str:
 
 
 def runoff_chart(runoff: Mapping[str, Any], path: str | Path) -> Path:
-    """The run-off ladder (``queries.runoff`` output): tonnes whose period ends each year."""
+    """The run-off ladder (``projections.runoff`` output): tonnes whose period ends each year."""
     years = [int(y["year"]) for y in runoff.get("years", [])]
     amounts = [int(y["exposure_ending"]) for y in runoff.get("years", [])]
     fig, ax = _figure((9, 4.5))

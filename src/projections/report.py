@@ -22,6 +22,7 @@ from typing import Any
 from projections import queries
 from projections.report_series import BufferStep, buffer_steps, labelled_credits
 from projections.report_stress import hazard_views, normalise_runs, stress_views
+from projections.runoff import runoff as runoff_of
 
 TOP_PROJECTS = 25
 """Projects listed by name; the rest are summed in one line."""
@@ -90,7 +91,7 @@ def render_report(
     by_bearer = queries.liabilities(engine, as_of, none, known_at, by="bearer")
     by_project = queries.liabilities(engine, as_of, none, known_at, by="project")
     buffer = queries.buffer(engine, as_of, None, known_at)
-    runoff = queries.runoff(engine, as_of, None, known_at)
+    runoff = runoff_of(engine, as_of, None, known_at)
     steps = buffer_steps(engine, as_of, known_at)
     labels = labelled_credits(engine, as_of, known_at)
     runs = normalise_runs(stress, as_of, known_at)

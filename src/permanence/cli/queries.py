@@ -253,7 +253,7 @@ def runoff(
     as_json: bool = JSON,
 ) -> None:
     """Exposure ending in each future year (the run-off ladder), by bearer."""
-    from projections.queries import runoff as query
+    from projections.runoff import runoff as query
 
     day = to_date(as_of, "as-of") or today()
     kt = to_timestamp(known_at)

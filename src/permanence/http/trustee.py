@@ -28,6 +28,7 @@ from permanence.http.dependencies import (
 from permanence.http.errors import problems
 from permanence.parsing import UsageError, to_timestamp
 from projections import listings, queries
+from projections.runoff import runoff
 
 router = APIRouter(tags=["trustee"])
 
@@ -88,7 +89,7 @@ def get_runoff(
     day = day_or_today(as_of, "as_of", request)
     kt = to_timestamp(known_at, "known_at")
     return answer(request, ("/runoff", pool, day.isoformat(), iso(kt)),
-                  lambda rt: queries.runoff(rt.engine, day, pool, kt))
+                  lambda rt: runoff(rt.engine, day, pool, kt))
 
 
 @router.get("/pools", summary="Pools that hold vintages: vintage count, contributions",
