@@ -129,7 +129,9 @@ vintages = Table(
     Column("labels", Text, info=fresh(None)),
     Column("version", Integer, nullable=False, info=fresh(1)),
     Index("ux_pv_vintage", "vintage_id", unique=True),
-    Index("ix_pv_project", "project"),
+    # covering: a grouping by project reads its issuance baselines from the index alone
+    Index("ix_pv_project", "project", "issued_on", "exposure_start", "period_end", "reversible",
+          "quantity", "buffer"),
     *(_due_index(name, column) for name, column in (
         ("ix_pv_lapse", "lapse_arises_on"),
         ("ix_pv_default", "next_default_on"),
