@@ -30,10 +30,23 @@ Align = Literal["left", "right"]
 def emit(data: Any, as_json: bool, human: Callable[[Any], Human] | None = None) -> None:
     """Print ``data`` as JSON, or as ``human`` renders it (default: :func:`plain`)."""
     if as_json:
-        typer.echo(json.dumps(data, indent=2, default=str))
+        typer.echo(as_json_text(data))
         return
     out = human(data) if human else plain(data)
     show(*(out if isinstance(out, list) else [out]))
+
+
+def as_json_text(data: Any) -> str:
+    """``json.dumps(data, indent=2, default=str)``, made by orjson when it can say the same
+    (a grouping by project prints 50,000 groups: several times faster), else by json."""
+    import orjson
+
+    options = (orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+               | orjson.OPT_PASSTHROUGH_DATACLASS)
+    try:
+        return orjson.dumps(data, default=str, option=options).decode()
+    except TypeError:  # e.g. an integer beyond 64 bits
+        return json.dumps(data, indent=2, default=str)
 
 
 def show(*parts: Part) -> None:
