@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.persistence import Mapper
+from eventsourcing.persistence import Mapper, RecordConflictError
 
 from ledger.batches import (
     BatchCommand,
@@ -33,6 +33,7 @@ from ledger.identity import (
     VintageIndex,
     parse_vintage_id,
     resolve_vintage_id,
+    serials_key,
     vintage_id_for,
 )
 from ledger.mapper import PydanticMapper
@@ -112,7 +113,11 @@ class LedgerApp(Application[UUID]):
         with no_gc_pauses():
             vintages = [self._new_vintage(spec) for spec in specs]
             if vintages:
-                self.save(*vintages)
+                try:
+                    self.save(*vintages)
+                except RecordConflictError:
+                    self._refuse_issued_serials(vintages)
+                    raise
             return [str(v.id) for v in vintages]
 
     def _new_vintage(self, spec: dict[str, Any]) -> Vintage:
@@ -121,7 +126,13 @@ class LedgerApp(Application[UUID]):
             self.not_after_today(spec["on"])
         profile = self.catalog.get(spec.pop("program"))
         given = spec.pop("vintage_id", None)
-        vintage_id = parse_vintage_id(given) if given else uuid4()
+        serials = serials_key(spec.get("serial_first"), spec.get("serial_last"))
+        if given:
+            vintage_id = parse_vintage_id(given)
+        elif serials:  # the same facts, the same id: issuing the range twice is refused
+            vintage_id = UUID(vintage_id_for(profile.name, f"serials:{serials}"))
+        else:
+            vintage_id = uuid4()
         return Vintage.issue(
             vintage_id=vintage_id,
             program=profile.name,
@@ -129,6 +140,23 @@ class LedgerApp(Application[UUID]):
             rules=self.catalog.rules(profile.name),
             **spec,
         )
+
+    def _refuse_issued_serials(self, vintages: Sequence[Vintage]) -> None:
+        """After a save refused for an id already taken: if the id is one a serial range
+        determined, say so by the serials (nothing was written: the save is one
+        transaction). Checked after the conflict, not before, so batches pay nothing."""
+        seen: set[UUID] = set()
+        for v in vintages:
+            serials = serials_key(v.serial_first, v.serial_last)
+            if serials is None or v.id != UUID(vintage_id_for(v.program, f"serials:{serials}")):
+                continue
+            if v.id in seen:
+                raise InvalidCommand(f"serials: {serials} of program {v.program} given twice")
+            if self.recorder.select_events(v.id, limit=1):
+                raise InvalidCommand(
+                    f"serials: {serials} of program {v.program} are already issued "
+                    f"(vintage {v.id})")
+            seen.add(v.id)
 
     def existing(self, vintage_ids: Iterable[str]) -> set[str]:
         """Which of these vintage ids the ledger already holds."""

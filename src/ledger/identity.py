@@ -34,6 +34,13 @@ def vintage_id_for(program: str, source_key: str) -> str:
     return str(uuid5(_ID_NAMESPACE, f"{program}\x1f{source_key}"))
 
 
+def serials_key(first: str | None, last: str | None) -> str | None:
+    """A serial range as one text (``FIRST-LAST``, or the one serial): with the program it
+    names an issuance, so the same range always gets the same vintage id."""
+    parts = [str(s).strip() for s in (first, last) if s is not None and str(s).strip()]
+    return "-".join(parts) or None
+
+
 def resolve_vintage_id(value: str | UUID, index: VintageIndex | None) -> str:
     """The full id of a vintage given by its id or a unique prefix of 8+ hex characters.
 
