@@ -7,7 +7,6 @@ unless ``PERMANENCE_REQUIRE_POSTGRES=1`` (CI), where an unreachable server is a 
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,42 +15,7 @@ import pytest
 
 from permanence.config import Settings
 from permanence.runtime import Runtime
-
-# The scenarios run over decades: fix "today" past them (PERMANENCE_TODAY is the setting a
-# demo or a test uses for that). Tests of the no-future rule set their own today.
-os.environ.setdefault("PERMANENCE_TODAY", "2199-12-31")
-PG_BASE = os.environ.get("PERMANENCE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-
-
-def _pg_connect() -> object:
-    import psycopg
-
-    return psycopg.connect(PG_BASE.replace("postgresql+psycopg://", "postgresql://"),
-                           connect_timeout=3, autocommit=True)
-
-
-def postgres_reason() -> str | None:
-    """None when PostgreSQL answers, else why not."""
-    try:
-        conn = _pg_connect()
-    except Exception as e:  # noqa: BLE001 - any failure means "not reachable"
-        return f"PostgreSQL not reachable at {PG_BASE}: {e}"
-    conn.close()  # type: ignore[attr-defined]
-    return None
-
-
-_PG_REASON = postgres_reason()
-
-
-def require_postgres() -> None:
-    if _PG_REASON is None:
-        return
-    if os.environ.get("PERMANENCE_REQUIRE_POSTGRES") == "1":
-        pytest.fail(_PG_REASON)
-    pytest.skip(_PG_REASON)
+from tests.support import PG_BASE, pg_connect, require_postgres
 
 
 @pytest.fixture
@@ -59,7 +23,7 @@ def pg_url() -> Iterator[str]:
     """A PostgreSQL URL with a schema of its own, dropped afterwards."""
     require_postgres()
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    conn = _pg_connect()
+    conn = pg_connect()
     conn.execute(f"CREATE SCHEMA {schema}")  # type: ignore[attr-defined]
     try:
         yield f"{PG_BASE}?schema={schema}"
@@ -89,11 +53,3 @@ def runtime(db_url: str) -> Iterator[Runtime]:
         yield rt
     finally:
         rt.close()
-
-
-def shared_data(*parts: str) -> Path:
-    """A file under ../shared/data, or skip: those files are never part of the project."""
-    path = SHARED.joinpath("data", *parts)
-    if not path.exists():
-        pytest.skip(f"{path} is absent (../shared is not beside this checkout)")
-    return path

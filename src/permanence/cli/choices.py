@@ -3,7 +3,7 @@ exits 2 naming the option and every choice), completes them in the shell and lis
 in ``--help``.
 
 They are spelled here rather than imported from the modules that act on them, so that
-declaring a command loads none of those modules; ``tests/test_cli.py`` checks
+declaring a command loads none of those modules; ``tests/e2e/test_cli.py`` checks
 that each enum equals the set its module accepts.
 """
 

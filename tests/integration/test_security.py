@@ -32,8 +32,7 @@ from permanence.config import Settings
 from permanence.http import access
 from permanence.http.app import create_app
 from permanence.runtime import Runtime
-from tests.conftest import FIXTURES
-from tests.test_faults import write_acr_file
+from tests.support import FIXTURES, write_acr_file
 
 CLI = [sys.executable, "-c", "from permanence.cli import main; main()"]
 

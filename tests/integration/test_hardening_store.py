@@ -27,7 +27,7 @@ from permanence.config import PG_CONNINFO_ENV, ConfigError, Settings, parse_stor
 from permanence.runtime import Runtime
 from scheduler.jobs import job_store_engine
 from scheduler.leader import AdvisoryLeaderLock, libpq_params, lock_for
-from tests.conftest import PG_BASE
+from tests.support import PG_BASE
 
 CLI = [sys.executable, "-c", "from permanence.cli import main; main()"]
 

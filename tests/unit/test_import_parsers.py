@@ -42,9 +42,9 @@ from permanence.imports import (
 )
 from permanence.imports.carb import reversal_letters
 from permanence.imports.cells import whole_number
+from tests.support import FIXTURES, SHARED, data_rows
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "imports"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+IMPORTS = FIXTURES / "imports"
 REAL = SHARED / "data" / "registry-exports"
 
 needs_shared = pytest.mark.skipif(
@@ -78,7 +78,7 @@ def issuance(**fields: Any) -> IssuanceRecord:
 
 
 #: Fields that say how an issuance is classified and verified; checked by their own tests
-#: (tests/test_import_permanence.py), so the record-by-record tests here leave them out.
+#: (tests/integration/test_import_permanence.py), so the record-by-record tests here leave them out.
 CLASSIFYING = ("methodology", "reversible_stated", "verifier", "verified_on")
 
 
@@ -92,20 +92,6 @@ def plain(results: list[ParseResult]) -> list[object]:
         else result
         for result in results
     ]
-
-
-def data_rows(path: Path) -> dict[int, list[str]]:
-    """Each non-blank data row of ``path`` by the line it starts on, read independently."""
-    rows: dict[int, list[str]] = {}
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        next(reader)
-        start = reader.line_num + 1
-        for cells in reader:
-            if any(cell.strip() for cell in cells):
-                rows[start] = cells
-            start = reader.line_num + 1
-    return rows
 
 
 # --------------------------------------------------------------------------- the registry
@@ -135,14 +121,14 @@ def test_parsers_cover_the_seven_formats_with_their_programs() -> None:
 
 def test_parse_by_name_rejects_unknown_format() -> None:
     with pytest.raises(ValueError, match="unknown import format 'apx'.*acr, acr-cancellations"):
-        parse("apx", FIXTURES / "acr_issuances.csv")
+        parse("apx", IMPORTS / "acr_issuances.csv")
 
 
 # --------------------------------------------------------------------------- ACR
 
 
 def test_acr_fixture() -> None:
-    path = FIXTURES / "acr_issuances.csv"
+    path = IMPORTS / "acr_issuances.csv"
     assert path.read_bytes().startswith(b"\xef\xbb\xbf")  # the BOM must not hide the 1st column
     common = {"program": "acr", "country": "US"}
     assert plain(list(acr.parse(path))) == [
@@ -237,7 +223,7 @@ def test_acr_fixture() -> None:
 
 
 def test_rejected_raw_is_the_row_and_formula_text_is_kept_verbatim() -> None:
-    path = FIXTURES / "acr_issuances.csv"
+    path = IMPORTS / "acr_issuances.csv"
     rows = data_rows(path)
     rejected = [result for result in acr.parse(path) if isinstance(result, Rejected)]
     for result in rejected:
@@ -251,7 +237,7 @@ def test_rejected_raw_is_the_row_and_formula_text_is_kept_verbatim() -> None:
 
 def test_car_fixture_buffer_is_inside_the_total() -> None:
     common = {"program": "car-forest", "vintage_year": 2025, "corresponding_adjustment": "No"}
-    results = list(car.parse(FIXTURES / "car_issuances.csv"))  # CRLF line ends
+    results = list(car.parse(IMPORTS / "car_issuances.csv"))  # CRLF line ends
     assert plain(results) == [
         issuance(
             **common,
@@ -333,7 +319,7 @@ def test_car_fixture_buffer_is_inside_the_total() -> None:
 
 def test_art_fixture() -> None:
     common = {"program": "art-trees", "country": "EXAMPLELAND", "project_type": "Forest Carbon"}
-    assert plain(list(art.parse(FIXTURES / "art_issuances.csv"))) == [
+    assert plain(list(art.parse(IMPORTS / "art_issuances.csv"))) == [
         issuance(
             **common,
             line=2,
@@ -394,7 +380,7 @@ def test_verra_fixture_issues_every_block_and_retires_the_retired_ones() -> None
         "serial_prefix": "VCS-VCU",
         "country": "Exampleland",
     }
-    assert plain(list(verra.parse(FIXTURES / "verra_transactions.csv"))) == [
+    assert plain(list(verra.parse(IMPORTS / "verra_transactions.csv"))) == [
         issuance(
             **common,
             line=2,
@@ -477,7 +463,7 @@ def test_gold_standard_fixture_reads_native_and_cdm_serials() -> None:
         "country": "Exampleland",
         "project_type": "Energy Efficiency - Domestic",
     }
-    assert plain(list(gold_standard.parse(FIXTURES / "gold_standard_issuances.csv"))) == [
+    assert plain(list(gold_standard.parse(IMPORTS / "gold_standard_issuances.csv"))) == [
         issuance(
             **common,
             line=2,
@@ -533,7 +519,7 @@ def test_gold_standard_fixture_reads_native_and_cdm_serials() -> None:
 
 def test_isometric_fixture_floors_exact_kilograms_to_whole_tonnes() -> None:
     common = {"program": "isometric"}
-    assert plain(list(isometric.parse(FIXTURES / "isometric_issuances.csv"))) == [
+    assert plain(list(isometric.parse(IMPORTS / "isometric_issuances.csv"))) == [
         issuance(
             **common,
             line=2,
@@ -644,7 +630,7 @@ def test_carb_fixture_every_record() -> None:
             **{"project_type": "Forest", **fields},
         )
 
-    results = list(carb.parse(FIXTURES / "carb_issuance_table.csv"))
+    results = list(carb.parse(IMPORTS / "carb_issuance_table.csv"))
     assert plain(results) == [
         # lines 2-3 (the Comment spans two lines): one buffer contribution retired for two
         # different reversals
@@ -847,7 +833,7 @@ def test_missing_columns_raise_before_any_record(tmp_path: Path) -> None:
 
 def test_a_file_of_another_format_is_refused() -> None:
     with pytest.raises(ImportFormatError, match="not a acr export: missing column"):
-        list(acr.parse(FIXTURES / "car_issuances.csv"))
+        list(acr.parse(IMPORTS / "car_issuances.csv"))
 
 
 def test_empty_file_is_a_format_error(tmp_path: Path) -> None:
@@ -871,7 +857,7 @@ def test_empty_file_is_a_format_error(tmp_path: Path) -> None:
     ],
 )
 def test_every_fixture_row_is_accounted_for(fmt: str, name: str) -> None:
-    path = FIXTURES / name
+    path = IMPORTS / name
     results = list(PARSERS[fmt](path))
     assert sorted({result.line for result in results}) == sorted(data_rows(path))
     assert count_rows(path) == len(data_rows(path))

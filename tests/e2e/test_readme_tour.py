@@ -8,7 +8,7 @@ any number of lines (where the README trims a long output). ``make`` lines are s
 (the test already runs inside the venv, whose bin comes first on the path), and so is a
 line ending in ``# not run by the test``.
 
-``python tests/test_readme_tour.py`` prints the tour as it runs now, to paste into the
+``python tests/e2e/test_readme_tour.py`` prints the tour as it runs now, to paste into the
 README when the CLI's output changes on purpose.
 """
 
@@ -29,8 +29,9 @@ import pytest
 from ledger.errors import LedgerError
 from permanence.config import Settings
 from permanence.runtime import Runtime
+from tests.support import REPO
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = REPO / "README.md"
 SECTION = "## A five-minute tour"
 NOT_RUN = "# not run by the test"
 PROMPT = "$ "

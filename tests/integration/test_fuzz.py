@@ -50,7 +50,7 @@ from permanence.imports import (
 from permanence.imports.records import CreditRecord
 from permanence.runtime import Runtime
 from projections.tables import vintages as proj_vintages
-from tests.conftest import FIXTURES
+from tests.support import FIXTURES
 
 EXAMPLES = int(os.environ.get("PERMANENCE_FUZZ_EXAMPLES", "0"))
 """Set to explore further (random seeds, that many examples); by default a fixed, bounded run."""

@@ -30,7 +30,7 @@ from permanence.runtime import Runtime
 from projections.queries import Filters, liabilities
 from projections.tables import vintages
 from scheduler.sweep import sweep
-from tests.conftest import PG_BASE, _pg_connect, require_postgres, shared_data
+from tests.support import PG_BASE, pg_connect, require_postgres, shared_data
 
 TODAY = date(2199, 12, 31)
 
@@ -88,7 +88,7 @@ def two_ledgers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tupl
         return
     require_postgres()
     schemas = [f"t_{uuid.uuid4().hex[:12]}" for _ in range(2)]
-    conn: Any = _pg_connect()
+    conn: Any = pg_connect()
     for schema in schemas:
         conn.execute(f"CREATE SCHEMA {schema}")
     try:

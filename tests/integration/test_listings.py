@@ -27,7 +27,7 @@ from permanence.config import Settings
 from permanence.http.app import create_app
 from permanence.runtime import Runtime
 from projections.listings import VintageFilters, list_pools, list_projects, list_vintages
-from tests.test_http import running
+from tests.support import running
 
 A1 = "aaaaaaaa-0000-4000-8000-000000000001"
 A2 = "aaaaaaaa-0000-4000-8000-000000000002"

@@ -20,7 +20,7 @@ from permanence.runtime import Runtime
 from projections.first_pass import Worker, WorkerFailed
 from projections.queries import buffer, liabilities
 from risk.service import record_stress_test
-from tests.test_scenarios import _table_rows
+from tests.support import table_rows
 
 WORKER = textwrap.dedent(
     """
@@ -74,14 +74,14 @@ def test_kill_mid_run_then_resume_equals_rebuild(db_url: str) -> None:
         assert seen <= rt.projector.position() < total_events
         rt.projector.catch_up()
         assert rt.projector.position() == total_events
-        resumed = _table_rows(rt)
+        resumed = table_rows(rt)
         day = date(2030, 1, 1)
         figures = (liabilities(rt.engine, day), buffer(rt.engine, day))
         assert figures[0]["exposure"] == sum(s["quantity"] for s in specs)
         assert figures[0]["due"]["pool"] == 150 * 30
         assert figures[1]["cancelled"] == 150 * 20
         rt.projector.rebuild()
-        assert _table_rows(rt) == resumed
+        assert table_rows(rt) == resumed
     finally:
         rt.close()
 
@@ -114,16 +114,16 @@ def _fails_and_leaves_the_tables(
 ) -> None:
     """With the projector's ``name`` replaced, a rebuild fails with ``error`` and leaves the
     read models and their position as they were; without, it succeeds with the same."""
-    before = _table_rows(rt)
+    before = table_rows(rt)
     position = rt.projector.position()
     monkeypatch.setattr(projector_module, name, replacement)
     with pytest.raises(error, match=match):
         rt.projector.rebuild()
-    assert _table_rows(rt) == before
+    assert table_rows(rt) == before
     assert rt.projector.position() == position
     monkeypatch.undo()
     assert rt.projector.rebuild() == position
-    assert _table_rows(rt) == before
+    assert table_rows(rt) == before
 
 
 def test_rebuild_replays_interleaved_streams_as_the_log_does(runtime: Runtime) -> None:
@@ -148,10 +148,10 @@ def test_rebuild_replays_interleaved_streams_as_the_log_does(runtime: Runtime) -
                        {"p_exhausted": 0.01})
     app.retire(ids[5], 30, date(2030, 1, 1))
     runtime.refresh()
-    incremental = _table_rows(runtime)
+    incremental = table_rows(runtime)
     assert len(incremental["proj_deltas"]) >= 8  # each reversal and compensation moves figures
     assert runtime.projector.rebuild() == app.recorder.max_notification_id()
-    assert _table_rows(runtime) == incremental
+    assert table_rows(runtime) == incremental
 
 
 def _busy_log(app: LedgerApp) -> None:
@@ -190,11 +190,11 @@ def test_a_first_pass_shared_among_processes_equals_incremental(
     try:
         _busy_log(rt.app)
         rt.refresh()
-        incremental = _table_rows(rt)
+        incremental = table_rows(rt)
         rt.projector.parallel_from, rt.projector.rebuild_workers = 1, 3
         assert rt.projector.rebuild() == rt.app.recorder.max_notification_id()
         assert len(started) == 3, "the first pass must have run in three processes"
-        assert _table_rows(rt) == incremental
+        assert table_rows(rt) == incremental
         assert list(scratch.iterdir()) == []
         with rt.engine.connect() as conn:  # nothing left attached to the pooled connection
             assert [r[1] for r in conn.exec_driver_sql("PRAGMA database_list")] == ["main"]

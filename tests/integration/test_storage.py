@@ -20,7 +20,7 @@ from permanence.config import Settings
 from permanence.runtime import Runtime
 from projections.export import Replayer, log_records
 from projections.storage.schema import FINGERPRINT, VERSION_TABLE, fingerprint, meta
-from tests.conftest import REPO
+from tests.support import REPO
 
 DAYS = [date(2021, 1, 4), date(2022, 6, 1), date(2024, 3, 2), date(2030, 1, 1), date(2199, 1, 1)]
 

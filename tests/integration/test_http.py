@@ -17,75 +17,19 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import date
-from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 from permanence.config import Settings
 from permanence.http.app import create_app
 from permanence.runtime import Runtime, open_runtime
+from tests.support import STARTUP_DEADLINE, build_ledger, get, running
 
 pytestmark = pytest.mark.slow
-
-STARTUP_DEADLINE = 30.0  # seconds allowed for a server to come up (not asserted on)
-
-
-@dataclass
-class Ledger:
-    a: str
-    b: str
-    known_after_a: str  # record time of A's issuance: B and the reversals came later
-
-
-def build_ledger(rt: Runtime) -> Ledger:
-    app = rt.app
-    a = app.issue(program="icvcm-ccp", project="Mangrove A", quantity=80_000, buffer=20_000,
-                  on=date(2025, 1, 1), vintage_year=2024)
-    known_after_a = app.stream(a)[0].timestamp.isoformat()
-    b = app.issue(program="car-forest", project="Forest B", quantity=10_000, buffer=2_000,
-                  on=date(2026, 3, 1), vintage_year=2025)
-    app.retire(a, 30_000, date(2026, 1, 1))
-    fire = app.record_reversal(b, date(2027, 6, 1), 1_500, "wildfire")
-    assert fire == {"reversal_id": "R1", "classification": "unavoidable"}
-    app.compensate(b, "R1", "buffer", 1_500, date(2027, 7, 1))
-    harvest = app.record_reversal(a, date(2028, 2, 1), 1_000, "harvest")
-    assert harvest == {"reversal_id": "R1", "classification": "avoidable"}
-    return Ledger(a, b, known_after_a)
-
-
-@contextmanager
-def running(app: FastAPI) -> Iterator[httpx.Client]:
-    """Serve ``app`` with a real uvicorn server on a free loopback port, in a thread."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + STARTUP_DEADLINE
-    while not srv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the HTTP server did not start")
-        time.sleep(0.05)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
-            yield client
-    finally:
-        srv.should_exit = True
-        thread.join()
-        sock.close()
 
 
 @pytest.fixture
@@ -93,12 +37,6 @@ def server(db_url: str) -> Iterator[httpx.Client]:
     """A real uvicorn server on a free loopback port, in a background thread."""
     with running(create_app(Settings(db=db_url))) as client:
         yield client
-
-
-def get(client: httpx.Client, path: str, **params: Any) -> Any:
-    response = client.get(path, params=params)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def test_trustee_queries_over_http(server: httpx.Client, runtime: Runtime) -> None:

@@ -19,7 +19,7 @@ from permanence.http.app import create_app
 from permanence.runtime import Runtime
 from projections.projector import Projector
 from projections.queries import liabilities
-from tests.test_http import running
+from tests.support import running
 
 TODAY = {"PERMANENCE_TODAY": "2026-11-30"}
 

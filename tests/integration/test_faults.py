@@ -37,41 +37,18 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from ledger.application import vintage_id_for
 from permanence import tokens as auth
 from permanence.config import Settings
-from permanence.imports import PARSERS, IssuanceRecord
 from permanence.runtime import Runtime, open_runtime
 from projections.tables import PROJECTION_TABLES
-from tests.conftest import FIXTURES, PG_BASE
+from tests.support import PG_BASE, write_acr_file
 
 pytestmark = pytest.mark.slow
 
 CLI = [sys.executable, "-c", "from permanence.cli import main; main()"]
 DEADLINE = 120.0  # seconds before a stuck child is killed (a hang guard, not an assertion)
-ACR_HEADER = (FIXTURES / "imports" / "acr_issuances.csv").read_text(encoding="utf-8-sig").splitlines()[0]
 
 # ---------------------------------------------------------------------- helpers
-
-
-def acr_row(i: int) -> str:
-    project = 1_000 + (i * 37) % 9_000
-    buffer = (i * 13) % 500
-    return (
-        f"{1 + i % 12}/{1 + i % 28}/2025 4:05:06 PM,2024,1/1/2024,12/31/2024,{project + buffer},"
-        f"{project},{buffer},0,Example Developer,ACRF{i:06d},Forest {i},Forest Carbon,"
-        "Example Methodology,Version 1.0,Example Verifier,Springfield,OHIO,US,No,No,,1/1/2020,,"
-        "13: Climate Action,,View,"
-    )
-
-
-def write_acr_file(path: Path, n: int) -> list[str]:
-    """An ACR export of ``n`` distinct issuances; returns their vintage ids in file order."""
-    path.write_text("\n".join([ACR_HEADER, *(acr_row(i) for i in range(n))]) + "\n",
-                    encoding="utf-8")
-    records = [r for r in PARSERS["acr"](path) if isinstance(r, IssuanceRecord)]
-    assert len(records) == n
-    return [vintage_id_for(r.program, r.source_key) for r in records]
 
 
 def cli(db: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

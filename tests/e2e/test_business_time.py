@@ -22,7 +22,7 @@ from permanence.cli.main import app as cli
 from permanence.config import Settings
 from permanence.http.app import create_app
 from permanence.runtime import Runtime
-from tests.test_http import running
+from tests.support import SRC, running
 
 TODAY = "2026-11-30"
 NOBODY = {"proponent": 0, "pool": 0, "fund": 0, "jurisdiction": 0, "insurer": 0}
@@ -373,7 +373,7 @@ def test_check_reports_a_buffer_below_the_latest_assessed_rate(db_url: str) -> N
 
 
 def test_a_ccp_profile_must_reassess_and_stress_test_every_five_years() -> None:
-    base = json.loads((Path(__file__).parents[1] / "src/ledger/profiles/icvcm-ccp.json").read_text())
+    base = json.loads((SRC / "ledger/profiles/icvcm-ccp.json").read_text())
     parse_profile(base, "icvcm-ccp.json")
     for rule in ("risk_reassessment_years", "stress_test_interval_years"):
         slow = {**base, "name": "slow", rule: {**base[rule], "value": 6}}

@@ -31,9 +31,10 @@ from permanence.runtime import Runtime
 from projections.tables import vintages as pv
 from risk.assessment import BufferMethod, evaluate, load_risk_tool
 from risk.pool_contents import default_annual_probability, pool_contents
+from tests.support import FIXTURES, SRC
 
-EXAMPLE = Path(__file__).parent / "fixtures" / "assessment-example.toml"
-PROFILES = Path(__file__).resolve().parents[1] / "src" / "ledger" / "profiles"
+EXAMPLE = FIXTURES / "assessment-example.toml"
+PROFILES = SRC / "ledger" / "profiles"
 PROJECT = "VCS-9001"
 
 

@@ -30,7 +30,7 @@ from permanence.config import Settings
 from permanence.http import stress as http_stress
 from permanence.http.app import create_app
 from permanence.runtime import Runtime
-from tests.test_http import running
+from tests.support import running
 
 STYLISED = {"model": "stylised", "pool_size": 1_000, "event_loss": 100,
             "annual_probability": 0.01, "scenarios": 200, "horizon": 10}

@@ -6,7 +6,7 @@ buffer credits from six vintages (2013-2016). Wildfires between 2015 and 2021 re
 5.68 million credits (the yearly split is illustrative, the total is the record's), each
 compensated by cancelling buffer credits. Replayed against the 31.0 million, the fires
 consumed 5.68 / 31.0 = 18.3% of the pool, and at least 95% of a fire allocation of 5.95
-million (with 6.0 million it would be 94.7%: see tests/test_stress.py).
+million (with 6.0 million it would be 94.7%: see tests/unit/test_stress.py).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from risk.record import StressTest, StressTestRun, stress_test_id
 from risk.service import latest_stress_summary, latest_stress_tests, record_stress_test
 from risk.spec import StressSpec
 from risk.stress_test import run_stress_test
-from tests.test_http import running
+from tests.support import running
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

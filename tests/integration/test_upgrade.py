@@ -32,7 +32,7 @@ from projections.storage.schema import (
     read_model_tables,
 )
 from scheduler.tables import SCHEDULER_TABLES
-from tests.conftest import FIXTURES, PG_BASE
+from tests.support import FIXTURES, PG_BASE
 
 PREVIOUS = FIXTURES / "prev_schema"
 DURABLE = (auth_tokens, *SCHEDULER_TABLES, meta)

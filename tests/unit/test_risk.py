@@ -6,7 +6,6 @@ import copy
 import math
 import tomllib
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +21,9 @@ from risk.assessment import (
     parse_assessment,
     reassessment_due,
 )
+from tests.support import FIXTURES
 
-EXAMPLE = Path(__file__).parent / "fixtures" / "assessment-example.toml"
+EXAMPLE = FIXTURES / "assessment-example.toml"
 TOOL = load_risk_tool()
 CATEGORIES = [
     "fire",

@@ -9,13 +9,12 @@ import time
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import select, text
 
 from ledger.errors import InvalidCommand, UnknownVintage
 from permanence.runtime import Runtime
 from projections.queries import Filters, buffer, liabilities
 from projections.runoff import runoff
-from projections.tables import deltas, rollup, rollup_year, tracking, vintages
+from tests.support import table_rows
 
 
 def test_worked_example_on_every_backend(runtime: Runtime) -> None:
@@ -128,28 +127,16 @@ def test_known_at_hides_a_back_dated_event_recorded_later(runtime: Runtime) -> N
     assert before_issue["exposure"] == 0
 
 
-def _table_rows(runtime: Runtime) -> dict[str, list[tuple[object, ...]]]:
-    out = {}
-    with runtime.engine.connect() as conn:
-        for t, order in ((vintages, vintages.c.vintage_id), (deltas, deltas.c.nid),
-                         (rollup, text("measure, key, day, program, pool")),
-                         (rollup_year, text("measure, key, year, program, pool")),
-                         (tracking, tracking.c.name)):
-            out[t.name] = [tuple(r) for r in conn.execute(select(t).order_by(order, *(
-                [deltas.c.seq] if t is deltas else [])))]
-    return out
-
-
 def test_rebuild_equals_incremental_row_by_row(runtime: Runtime) -> None:
     ids = _two_programs(runtime)
     runtime.app.verify(ids["a"], date(2029, 6, 30))
     runtime.app.record_lapses([ids["b"]], date(2040, 1, 1))
     runtime.app.transfer_liability(ids["a"], "Trust Fund", "fund", date(2050, 1, 1))
-    incremental = _table_rows(runtime)
+    incremental = table_rows(runtime)
     assert incremental["proj_deltas"], "later events must produce deltas"
     runtime.projector.page_size = 3  # different page boundaries, same result
     runtime.projector.rebuild()
-    assert _table_rows(runtime) == incremental
+    assert table_rows(runtime) == incremental
 
 
 def test_rejected_commands_store_nothing(runtime: Runtime) -> None:

@@ -27,7 +27,7 @@ from permanence.runtime import Runtime
 from projections.queries import Filters, buffer, liabilities
 from projections.runoff import runoff
 from scheduler.sweep import sweep
-from tests.conftest import PG_BASE, _pg_connect, require_postgres
+from tests.support import PG_BASE, pg_connect, require_postgres
 
 TODAY = date(2026, 11, 30)
 START = date(2000, 1, 1)
@@ -188,7 +188,7 @@ def sqlite_ledger(folder: Path) -> Iterator[Runtime]:
 @contextmanager
 def postgres_ledger() -> Iterator[Runtime]:
     schema = f"o_{uuid.uuid4().hex[:12]}"
-    conn: Any = _pg_connect()
+    conn: Any = pg_connect()
     conn.execute(f"CREATE SCHEMA {schema}")
     rt = Runtime(Settings(db=f"{PG_BASE}?schema={schema}", today=TODAY))
     try:

@@ -11,7 +11,7 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+from tests.support import SRC
 
 LAYERS: dict[str, frozenset[str]] = {
     "ledger": frozenset({"ledger"}),

@@ -1,6 +1,6 @@
 """Trustee answers kept per read-model position, read freshness and remembered tokens.
 
-Over a real server, on SQLite and PostgreSQL (the ledger of ``tests/test_http.py``):
+Over a real server, on SQLite and PostgreSQL (the ledger of ``tests/integration/test_http.py``):
 
 - A repeated question is answered from the cache; a write by another runtime or process is
   in the very next answer, whether or not the writer projects it (answers are keyed by the
@@ -35,7 +35,7 @@ from permanence.http.answers import AnswerCache
 from permanence.http.app import create_app
 from permanence.runtime import Runtime
 from projections import queries
-from tests.test_http import build_ledger, get, running
+from tests.support import build_ledger, get, running
 
 CLI = [sys.executable, "-c", "from permanence.cli import main; main()"]
 

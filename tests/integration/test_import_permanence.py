@@ -21,15 +21,15 @@ from permanence.runtime import Runtime
 from projections.consistency import serial_findings, serial_ranges
 from projections.queries import Filters, buffer, liabilities
 from scheduler.sweep import sweep
-from tests.conftest import shared_data
+from tests.support import FIXTURES, shared_data
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "imports"
+IMPORTS = FIXTURES / "imports"
 
 
 def test_carb_phrasings_the_column_is_the_quantity_and_the_pool_reconciles(
     runtime: Runtime, tmp_path: Path
 ) -> None:
-    path = FIXTURES / "carb_phrasings.csv"
+    path = IMPORTS / "carb_phrasings.csv"
     summary = import_file(runtime, "carb", path, rejects=tmp_path / "r.csv")
     assert summary.rejected == 0, summary.rejects
     with path.open(encoding="utf-8") as handle:
@@ -55,7 +55,7 @@ def test_carb_phrasings_the_column_is_the_quantity_and_the_pool_reconciles(
 def test_a_conflict_and_a_bad_row_are_rejected_and_the_rest_imports(
     runtime: Runtime, tmp_path: Path
 ) -> None:
-    summary = import_file(runtime, "acr", FIXTURES / "acr_conflicts.csv", rejects=tmp_path / "r.csv")
+    summary = import_file(runtime, "acr", IMPORTS / "acr_conflicts.csv", rejects=tmp_path / "r.csv")
     reasons = {r.line: r.reason for r in summary.rejects}
     assert set(reasons) == {3, 4}
     assert "conflicts with line 2" in reasons[3] and "4800" in reasons[3] and "4000" in reasons[3]
@@ -88,7 +88,7 @@ def test_a_row_the_store_refuses_is_rejected_not_fatal(runtime: Runtime, tmp_pat
 
 def test_an_import_whose_rows_are_all_rejected_exits_1(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
-    lines = (FIXTURES / "acr_conflicts.csv").read_text(encoding="utf-8").splitlines()
+    lines = (IMPORTS / "acr_conflicts.csv").read_text(encoding="utf-8").splitlines()
     bad.write_text("\n".join([lines[0], lines[3]]) + "\n", encoding="utf-8")
     out = CliRunner().invoke(app, ["--db", str(tmp_path / "l.db"), "import", "acr", str(bad)])
     assert out.exit_code == 1, out.output
@@ -98,7 +98,7 @@ def test_an_import_whose_rows_are_all_rejected_exits_1(tmp_path: Path) -> None:
 def test_older_acr_shape_reads_two_digit_years_against_the_issuance_year(
     runtime: Runtime, tmp_path: Path
 ) -> None:
-    summary = import_file(runtime, "acr", FIXTURES / "acr_2021_shape.csv", rejects=tmp_path / "r.csv")
+    summary = import_file(runtime, "acr", IMPORTS / "acr_2021_shape.csv", rejects=tmp_path / "r.csv")
     assert [r.line for r in summary.rejects] == [5]  # 2/7/14 is not in its Issuance Year 2015
     assert summary.kinds["issuance"].imported == 2
     assert summary.non_reversible == 3000  # industrial gas substitution cannot reverse
@@ -107,11 +107,11 @@ def test_older_acr_shape_reads_two_digit_years_against_the_issuance_year(
 def test_car_cancellation_for_arb_compliance_leaves_car_exposure(
     runtime: Runtime, tmp_path: Path
 ) -> None:
-    import_file(runtime, "car", FIXTURES / "car_issuances.csv", rejects=tmp_path / "i.csv")
+    import_file(runtime, "car", IMPORTS / "car_issuances.csv", rejects=tmp_path / "i.csv")
     late = date(2026, 6, 1)
     before = liabilities(runtime.engine, late, Filters(program="car-forest"))["exposure"]
     summary = import_file(
-        runtime, "car-cancellations", FIXTURES / "car_cancellations.csv", rejects=tmp_path / "c.csv"
+        runtime, "car-cancellations", IMPORTS / "car_cancellations.csv", rejects=tmp_path / "c.csv"
     )
     assert summary.kinds["cancellation"].imported == 1
     assert [r.line for r in summary.rejects] == [3]  # 11 credits stated, 10 in the range

@@ -3,7 +3,7 @@ and PostgreSQL: validators and 304s, one error shape (RFC 9457) declared in the 
 document, ``Location`` on every 201, documentation pages that load nothing from elsewhere,
 and request metrics on ``permanence serve``.
 
-Expected figures come from the scenario in ``tests/test_http.py`` (worked by hand there) and
+Expected figures come from the scenario in ``tests/integration/test_http.py`` (worked by hand there) and
 from the writes made here.
 """
 
@@ -30,7 +30,7 @@ from permanence import tokens as auth
 from permanence.config import Settings
 from permanence.http.app import create_app
 from permanence.runtime import Runtime, open_runtime
-from tests.test_http import STARTUP_DEADLINE, build_ledger, running
+from tests.support import STARTUP_DEADLINE, build_ledger, running
 
 pytestmark = pytest.mark.slow
 

@@ -34,10 +34,9 @@ from permanence.imports.loader import (
 )
 from permanence.runtime import Runtime
 from projections.queries import Filters, buffer, liabilities
-from tests.conftest import shared_data
-from tests.test_import_parsers import data_rows
+from tests.support import FIXTURES, data_rows, shared_data
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "imports"
+IMPORTS = FIXTURES / "imports"
 CLI = [sys.executable, "-c", "from permanence.cli import main; main()"]
 LATE = date(2030, 1, 1)  # after every fixture issuance, before any period ends
 
@@ -120,7 +119,7 @@ def test_fixture_import_reconciles_and_repeats_as_a_no_op(
     runtime: Runtime, fmt: str, tmp_path: Path
 ) -> None:
     name, read, imported, (quantity, issued_buffer), rejected_lines = FIXTURE_CASES[fmt]
-    path = FIXTURES / name
+    path = IMPORTS / name
     rejects = tmp_path / "rejects.csv"
     summary = import_file(runtime, fmt, path, rejects=rejects, batch=2)
     assert summary.read == read
@@ -146,7 +145,7 @@ def test_fixture_import_reconciles_and_repeats_as_a_no_op(
 def test_carb_parser_fixture_compensations_land_on_the_reversals(
     runtime: Runtime, tmp_path: Path
 ) -> None:
-    import_file(runtime, "carb", FIXTURES / "carb_issuance_table.csv", rejects=tmp_path / "r.csv")
+    import_file(runtime, "carb", IMPORTS / "carb_issuance_table.csv", rejects=tmp_path / "r.csv")
     reasons = {int(r["line"]): r["reason"] for r in rejects_of(tmp_path / "r.csv")}
     assert reasons[4] == (
         "line 4: reversal: no vintage of project CAFR9102 was issued on or before 2018-12-31"
@@ -372,7 +371,7 @@ def test_carb_table_gives_the_figures_the_table_implies(db_url: str, tmp_path: P
     carb-forest allows 180 days to surrender (2016-12-31 + 180 = 2017-06-29); after that
     whatever CAFR9504 still owes is the pool's.
     """
-    path = FIXTURES / "carb_ledger_table.csv"
+    path = IMPORTS / "carb_ledger_table.csv"
     rejects = tmp_path / "carb.rejects.csv"
     out = cli(db_url, "import", "carb", str(path), "--rejects", str(rejects), "--json")
     assert out.exit_code == 0, out.output
@@ -630,7 +629,7 @@ def test_a_file_in_the_wrong_format_exits_2_and_writes_nothing(
 
 
 def test_unknown_format_and_missing_file_exit_2(sqlite_url: str, tmp_path: Path) -> None:
-    out = cli(sqlite_url, "import", "apx", str(FIXTURES / "acr_issuances.csv"))
+    out = cli(sqlite_url, "import", "apx", str(IMPORTS / "acr_issuances.csv"))
     assert out.exit_code == 2 and "format: 'apx' is not one of" in out.output
     out = cli(sqlite_url, "import", "acr", str(tmp_path / "nowhere.csv"))
     assert out.exit_code == 2 and "no such file" in out.output
@@ -638,7 +637,7 @@ def test_unknown_format_and_missing_file_exit_2(sqlite_url: str, tmp_path: Path)
 
 def test_default_rejects_file_is_next_to_the_input(sqlite_url: str, tmp_path: Path) -> None:
     path = tmp_path / "acr.csv"
-    path.write_bytes((FIXTURES / "acr_issuances.csv").read_bytes())
+    path.write_bytes((IMPORTS / "acr_issuances.csv").read_bytes())
     out = cli(sqlite_url, "import", "acr", str(path), "--json")
     assert out.exit_code == 0, out.output
     assert json.loads(out.stdout)["rejects_file"] == str(tmp_path / "acr.csv.rejects.csv")

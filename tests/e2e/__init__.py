@@ -1,0 +1,1 @@
+"""End to end through the command line, as a user runs it (and the README tour)."""

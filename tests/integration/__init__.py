@@ -1,0 +1,1 @@
+"""Tests against real databases (an SQLite file and PostgreSQL) and real HTTP servers."""
