@@ -18,6 +18,7 @@ from pathlib import Path
 
 OUT = Path("demo-out")
 DB = OUT / "permanence.db"
+REPORT = OUT / "report.html"
 TODAY = "2035-01-01"
 
 
@@ -118,9 +119,20 @@ def main() -> None:
     permanence("buffer", "--as-of", "2035-01-01")
     permanence("runoff", "--as-of", "2035-01-01")
 
-    say("The trustee report")
-    permanence("report", "--out", str(OUT / "report"), "--as-of", "2035-01-01")
-    print(f"\nOpen {OUT / 'report' / 'index.html'} in a browser. The ledger is {DB}.")
+    say("Part of the first vintage comes from an innovation-sandbox pilot: disclosed as CCP-I")
+    permanence("label", "--vintage", a[:8], "--label", "CCP-I",
+               "--innovation", "Remote-sensing baseline (pilot)", "--on", "2030-01-01")
+
+    say("Stress tests: can each pool absorb what may come? (recorded on the pool)")
+    permanence("stress-test", "--pool", "icvcm-ccp", "--as-of", "2035-01-01", "--model",
+               "combined", "--scenarios", "2000", "--horizon", "50", "--quiet")
+    permanence("stress-test", "--pool", "carb-forest", "--as-of", "2035-01-01", "--model",
+               "backtest", "--allocation", "wildfire=6000", "--allocation", "pests=3000",
+               "--quiet")
+
+    say("The trustee report: one HTML file, charts inline")
+    permanence("report", "--out", str(REPORT), "--as-of", "2035-01-01")
+    print(f"\nOpen {REPORT} in a browser. The ledger is {DB}.")
 
 
 def _has_command(name: str) -> bool:
