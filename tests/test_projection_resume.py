@@ -17,9 +17,11 @@ import projections.projector as projector_module
 from ledger.application import LedgerApp
 from permanence.config import Settings
 from permanence.runtime import Runtime
-from projections.first_pass import Worker, WorkerFailed
+from projections.first_pass import Job, Worker, WorkerFailed
 from projections.queries import buffer, liabilities
+from projections.second_pass import ReplayJob
 from risk.service import record_stress_test
+from tests.test_projection_failures import poison
 from tests.test_scenarios import _table_rows
 
 WORKER = textwrap.dedent(
@@ -193,11 +195,58 @@ def test_a_first_pass_shared_among_processes_equals_incremental(
         incremental = _table_rows(rt)
         rt.projector.parallel_from, rt.projector.rebuild_workers = 1, 3
         assert rt.projector.rebuild() == rt.app.recorder.max_notification_id()
-        assert len(started) == 3, "the first pass must have run in three processes"
+        assert _kinds(started) == [Job] * 3, "the first pass must have run in three processes"
         assert _table_rows(rt) == incremental
         assert list(scratch.iterdir()) == []
         with rt.engine.connect() as conn:  # nothing left attached to the pooled connection
             assert [r[1] for r in conn.exec_driver_sql("PRAGMA database_list")] == ["main"]
+    finally:
+        rt.close()
+
+
+def _kinds(started: list[Worker]) -> list[type]:
+    """The kinds of share the workers were given, in the order they started."""
+    return [type(w.job) for w in started]
+
+
+def test_a_second_pass_shared_among_processes_equals_incremental(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Streams with later events are replayed in worker processes too; the tables, the
+    roll-ups and the recorded failures must not show it, and the scratch files are gone.
+
+    The log interleaves later events of many vintages, holds another kind of aggregate,
+    and an event no vintage can apply (its stream's failure is recorded as the log's is).
+    """
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    started: list[Worker] = []
+    monkeypatch.setattr(projector_module, "Worker", lambda job: started.append(Worker(job)) or started[-1])
+    rt = Runtime(Settings(db=str(tmp_path / "ledger.db")))
+    try:
+        _busy_log(rt.app)
+        ids = [str(v) for v in rt.app.issue_many([
+            {"program": "verra-vcs", "project": f"Q{i % 3}", "quantity": 700 + i, "buffer": 120,
+             "on": date(2026, 2, 1)} for i in range(9)])]
+        rt.app.record_reversal(ids[4], date(2027, 2, 1), 40, "wildfire")
+        bad = poison(rt, ids[7])
+        rt.app.verify_project("Q0", date(2027, 3, 1))
+        rt.refresh()
+        incremental = _table_rows(rt)
+        failed = [(f["nid"], f["vintage_id"]) for f in rt.projector.failures()]
+        assert failed[0] == (bad, ids[7]) and len(incremental["proj_deltas"]) >= 8
+        rt.projector.parallel_replay_from, rt.projector.rebuild_workers = 1, 3
+        assert rt.projector.rebuild() == rt.app.recorder.max_notification_id()
+        assert _kinds(started) == [ReplayJob] * 3, "the second pass must have run in three processes"
+        assert _table_rows(rt) == incremental
+        assert [(f["nid"], f["vintage_id"]) for f in rt.projector.failures()] == failed
+        assert list(scratch.iterdir()) == []
+        started.clear()
+        rt.projector.parallel_from = 1  # both passes shared out
+        rt.projector.rebuild()
+        assert _kinds(started) == [Job] * 3 + [ReplayJob] * 3
+        assert _table_rows(rt) == incremental
     finally:
         rt.close()
 

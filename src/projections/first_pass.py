@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from projections.event_table import EventTable, Row
 from projections.issued import ISSUED_TOPIC, IssuedRows, RollKey
@@ -36,12 +36,14 @@ class FirstPass:
     rolled: dict[RollKey, int] = field(default_factory=dict)
     changed_later: set[str] = field(default_factory=set)
     processed: int = 0
+    later: int = 0  # events other than issuances: the second pass's share of the work
 
     def add(self, other: FirstPass) -> None:
         for key, amount in other.rolled.items():
             self.rolled[key] = self.rolled.get(key, 0) + amount
         self.changed_later |= other.changed_later
         self.processed += other.processed
+        self.later += other.later
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,10 @@ class Job:
     create_table: str  # the read-model table's DDL, so that the copy is column for column
     insert: str  # how the rebuild inserts an issuance's values
     page: int
+
+    def run(self) -> FirstPass:
+        """What a worker process does with it (:func:`run`)."""
+        return run(self)
 
 
 def run(job: Job) -> FirstPass:
@@ -92,6 +98,7 @@ def issuances(page: Sequence[Row], rows: IssuedRows, found: FirstPass) -> list[l
         else:
             found.changed_later.add(vid)
     found.processed += len(page)
+    found.later += len(page) - len(new)
     return new
 
 
@@ -112,12 +119,24 @@ class WorkerFailed(Exception):
     """A first-pass worker process did not finish its share."""
 
 
-class Worker:
-    """One share of the first pass, in a fresh interpreter (``python -m``, not a fork: the
-    caller may hold connections and threads; and not ``multiprocessing``, which would run
-    the caller's own main script again in each worker)."""
+class Share(Protocol):
+    """A share of a rebuild's work: picklable, with a scratch file of its own for its rows
+    and a ``run`` that returns (picklable) what else it found."""
 
-    def __init__(self, job: Job) -> None:
+    @property
+    def scratch(self) -> str: ...
+
+    def run(self) -> Any: ...
+
+
+class Worker:
+    """One share of a rebuild's first or second pass (:mod:`projections.second_pass`), in
+    a fresh interpreter (``python -m``, not a fork: the caller may hold connections and
+    threads; and not ``multiprocessing``, which would run the caller's own main script
+    again in each worker)."""
+
+    def __init__(self, job: Share) -> None:
+        self.job = job
         self.errors = Path(job.scratch).with_suffix(".log").open("w+b")
         source_root = str(Path(__file__).resolve().parents[1])
         path = os.pathsep.join(p for p in (source_root, os.environ.get("PYTHONPATH")) if p)
@@ -130,7 +149,7 @@ class Worker:
         self.process.stdin.write(pickle.dumps(job))
         self.process.stdin.close()
 
-    def result(self) -> FirstPass:
+    def result(self) -> Any:
         """Wait for the worker; its findings, or :class:`WorkerFailed` with its last words."""
         assert self.process.stdout is not None
         out = self.process.stdout.read()
@@ -140,8 +159,7 @@ class Worker:
         self.errors.close()
         if code != 0:
             raise WorkerFailed(f"a rebuild worker exited with {code}: " + " | ".join(said))
-        found: FirstPass = pickle.loads(out)  # from our own child process
-        return found
+        return pickle.loads(out)  # from our own child process
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -161,7 +179,6 @@ def database_file(dbapi_connection: Any) -> str | None:
     return None
 
 
-if __name__ == "__main__":  # a worker: a Job on standard input, its FirstPass on output
-    from projections.first_pass import run as run_job  # the importable classes, not __main__'s
-
-    sys.stdout.buffer.write(pickle.dumps(run_job(pickle.load(sys.stdin.buffer))))
+if __name__ == "__main__":  # a worker: a Share on standard input, what it found on output
+    # the pickle names the importable classes (projections.first_pass.Job, not __main__'s)
+    sys.stdout.buffer.write(pickle.dumps(pickle.load(sys.stdin.buffer).run()))

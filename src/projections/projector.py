@@ -10,36 +10,30 @@ A rebuild takes another route to the same tables, in one transaction: a first pa
 the events table (:mod:`projections.event_table`) turns ``Issued`` records into rows
 without aggregates (:mod:`projections.issued`), shared out among worker processes for a
 large SQLite ledger (:mod:`projections.first_pass`); a second pass replays, vintage by
-vintage, the streams that have later events; roll-ups are summed in memory and written
-once, and secondary indexes are built at the end.
+vintage, the streams that have later events (:mod:`projections.second_pass`), shared out
+too when there are many; roll-ups are summed in memory and written once, and secondary
+indexes are built at the end.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import os
-import sqlite3
 import threading
-import traceback
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import PersistenceError, StoredEvent
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
-from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.schema import CreateTable
 
 from ledger.application import LedgerApp
-from ledger.calendar import add_years
-from ledger.events import Issued, VintageEvent
-from ledger.replay import fold
+from ledger.events import VintageEvent
 from ledger.vintage import Vintage
 from projections.event_table import EventTable, Record
 from projections.first_pass import (
@@ -51,8 +45,22 @@ from projections.first_pass import (
     ranges,
     scratch_files,
 )
-from projections.issued import FRESH, ISSUED_TOPIC, ROW_COLUMNS, IssuedRows, RollKey, record_time
-from projections.schedule import Schedule, difference, schedule
+from projections.issued import FRESH, ISSUED_TOPIC, ROW_COLUMNS, IssuedRows, RollKey
+from projections.schedule import Schedule, schedule
+from projections.second_pass import (
+    Broken,
+    PageChanges,
+    Replayed,
+    ReplayJob,
+    apply,
+    apply_scratch,
+    decode,
+    error_line,
+    poison,
+    replay_stream,
+    shares,
+    state_row,
+)
 from projections.storage.schema import (
     forget_fingerprint,
     read_models_current,
@@ -75,6 +83,9 @@ log = logging.getLogger("projections.projector")
 CACHE_SIZE = 20_000
 PARALLEL_FROM = 300_000
 """Notifications from which a SQLite rebuild's first pass is worth starting processes for."""
+REPLAY_PARALLEL_FROM = 20_000
+"""Later events (not issuances) from which a SQLite rebuild's second pass is worth starting
+processes for: replaying a stream costs far more per event than an issuance's row."""
 MAX_WORKERS = 8
 
 
@@ -84,15 +95,6 @@ PART = "rebuild_part"
 
 class ProjectionConflict(Exception):
     """Another projector advanced the tracking position first; this page was discarded."""
-
-
-@dataclass
-class PageChanges:
-    """Every row change a page of notifications makes, computed before anything is written."""
-
-    new: dict[str, list[Any]] = field(default_factory=dict)  # issued in this page (ROW_COLUMNS)
-    changed: dict[str, dict[str, Any]] = field(default_factory=dict)  # state columns only
-    deltas: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Projector:
@@ -108,6 +110,8 @@ class Projector:
         # first pass out among this many processes
         self.rebuild_workers = min(os.cpu_count() or 1, MAX_WORKERS)
         self.parallel_from = PARALLEL_FROM
+        # and its second pass when the log has at least this many later events
+        self.parallel_replay_from = REPLAY_PARALLEL_FROM
         # one page at a time per process: a web server thread and a writer may both ask
         self._lock = threading.RLock()
 
@@ -162,13 +166,17 @@ class Projector:
             VINTAGE_KEY.create(conn)  # the second pass updates rows by vintage id
             rolled = found.rolled
             ids = sorted(found.changed_later)
-            broken: list[tuple[Record, str]] = []
-            for start in range(0, len(ids), STREAMS_PER_QUERY):
-                changes = PageChanges()
-                chunk = ids[start : start + STREAMS_PER_QUERY]
-                for stream in events.streams(cursor, chunk, position):
-                    broken += self._replay(stream, changes, rolled)
-                self._write(conn, changes)
+            broken: Broken = []
+            ledger = database_file(cursor.connection) if conn.dialect.name == "sqlite" else None
+            if ledger is not None and found.later >= self.parallel_replay_from and len(ids) > 1:
+                broken = self._shared_replay(cursor, events, ledger, ids, position, files, rolled)
+            else:
+                for start in range(0, len(ids), STREAMS_PER_QUERY):
+                    changes = PageChanges()
+                    chunk = ids[start : start + STREAMS_PER_QUERY]
+                    for stream in events.streams(cursor, chunk, position):
+                        broken += self._replay(stream, changes, rolled)
+                    self._write(conn, changes)
         finally:
             cursor.close()
         _write_rollups(conn, rolled)
@@ -216,36 +224,39 @@ class Projector:
             conn.exec_driver_sql(f"INSERT INTO {vintages.name} SELECT * FROM {PART}{i}.{vintages.name}")
         return found, last
 
+    def _shared_replay(
+        self, cursor: Any, events: EventTable, ledger: str, ids: list[str], upto: int,
+        files: list[str], rolled: dict[RollKey, int],
+    ) -> Broken:
+        """The second pass shared out among worker processes, each replaying a run of the
+        streams into a scratch file (:mod:`projections.second_pass`); their rows are
+        applied here as each finishes. Returns the events that could not be applied."""
+        folder = Path(files[0]).parent  # the first pass's scratch folder, removed with it
+        jobs = [ReplayJob(ledger, events, self.app.mapper, share, upto,
+                          str(folder / f"replay{i}.db"), STREAMS_PER_QUERY)
+                for i, share in enumerate(shares(ids, self.rebuild_workers))]
+        broken: Broken = []
+        started: list[Worker] = []
+        try:
+            for job in jobs:
+                started.append(Worker(job))
+            for worker, job in zip(started, jobs, strict=True):
+                replayed: Replayed = worker.result()
+                apply_scratch(cursor, job.scratch)
+                for key, amount in replayed.rolled.items():
+                    rolled[key] = rolled.get(key, 0) + amount
+                broken += replayed.broken
+        finally:
+            for worker in started:
+                worker.stop()
+        return broken
+
     def _replay(
         self, stream: list[Record], changes: PageChanges, rolled: dict[RollKey, int]
-    ) -> list[tuple[Record, str]]:
-        """A rebuild's second pass, for one vintage: its stream replayed once, in order.
-
-        An event's effect depends only on its own vintage's earlier events, so taking the
-        streams one by one gives exactly what following the log does, with one aggregate
-        in hand at a time instead of a cache that a large registry would overflow.
-        """
-        vid = stream[0].originator_id
-        issued = self._event(stream[0])
-        if not isinstance(issued, Issued):
-            return []  # another kind of aggregate (stress-test records) has no figures here
-        vintage = fold(None, issued)
-        before = schedule(vintage)
-        for i, record in enumerate(stream[1:], start=1):
-            try:
-                event = self._event(record)
-                if isinstance(event, VintageEvent):
-                    before = self._apply(record.nid, event, vintage, before, changes, rolled)
-            except Exception as e:
-                if not _poison(e):
-                    raise
-                # as following the log would: this event and every later one of the stream
-                # cannot be applied; they are recorded, the rest of the ledger goes on
-                error = _error_line()
-                changes.changed[vid] = _state_row(vintage)
-                return [(record, error) for record in stream[i:]]
-        changes.changed[vid] = _state_row(vintage)
-        return []
+    ) -> Broken:
+        """A rebuild's second pass, for one vintage: its stream replayed once, in order
+        (:func:`projections.second_pass.replay_stream`)."""
+        return replay_stream(self.app.mapper, stream, changes, rolled)
 
     def position(self) -> int:
         with self.engine.connect() as conn:
@@ -282,24 +293,14 @@ class Projector:
 
     def _event(self, record: Record) -> object:
         """The record decoded by the application's mapper (upcasting older versions)."""
-        stored = StoredEvent(originator_id=UUID(record.originator_id),
-                             originator_version=record.originator_version, topic=record.topic,
-                             state=record.state)
-        return self.app.mapper.to_domain_event(stored)
+        return decode(self.app.mapper, record)
 
     def _apply(
         self, nid: int, event: VintageEvent, vintage: Vintage, before: Schedule,
         changes: PageChanges, rolled: dict[RollKey, int],
     ) -> Schedule:
-        """Apply a later event to its vintage; its dated deltas and roll-up changes are the
-        difference of the vintage's schedules. Returns the schedule after it."""
-        fold(vintage, event)  # in place
-        current = schedule(vintage)
-        change = difference(before, current)
-        recorded_at = record_time(event.timestamp.isoformat())
-        changes.deltas.extend(_delta_rows(nid, recorded_at, event.on, vintage, change))
-        _roll_up(rolled, vintage, change)
-        return current
+        """Apply a later event to its vintage (:func:`projections.second_pass.apply`)."""
+        return apply(nid, event, vintage, before, changes, rolled)
 
     def _read(self, after: int, limit: int) -> list[Record]:
         page = self.app.recorder.select_notifications(start=after + 1, limit=limit)
@@ -314,9 +315,9 @@ class Projector:
         except ProjectionConflict:
             self._cache.clear()
             raise
-        except Exception as e:  # sorted by _poison: data errors only
+        except Exception as e:  # sorted by poison: data errors only
             self._cache.clear()
-            if not _poison(e):
+            if not poison(e):
                 raise
             if len(page) == 1:
                 self._skip(start, page[0])
@@ -332,7 +333,7 @@ class Projector:
 
     def _skip(self, start: int, record: Record) -> None:
         """Record why a notification could not be projected, and move past it."""
-        error = _error_line()
+        error = error_line()
         with self.engine.begin() as conn:
             moved = conn.execute(
                 update(tracking)
@@ -366,7 +367,7 @@ class Projector:
             vintage, before = self._load(UUID(vid), version - 1)
             self._remember(vintage, self._apply(nid, event, vintage, before, changes, rolled))
             # written after the page's new rows, so this holds for one issued in it too
-            changes.changed.setdefault(vid, {}).update(_state_row(vintage))
+            changes.changed.setdefault(vid, {}).update(state_row(vintage))
         return changes
 
     def _load(self, vid: UUID, version: int) -> tuple[Vintage, Schedule]:
@@ -423,23 +424,10 @@ STREAMS_PER_QUERY = 500
 """Vintage streams a rebuild's second pass reads per query."""
 
 
-def _error_line() -> str:
-    """The exception being handled, as one line."""
-    return traceback.format_exc(limit=0).strip().splitlines()[-1][:2_000]
-
-
 def _failure_row(record: Record, error: str) -> dict[str, Any]:
     return {"nid": record.nid, "vintage_id": record.originator_id, "topic": record.topic,
             "error": error,
             "failed_at": record_time_text(datetime.now(UTC))}
-
-
-def _poison(e: BaseException) -> bool:
-    """An error in an event's data (it will fail the same way every time), as opposed to
-    the store being unavailable or locked, which must stop and be retried."""
-    if isinstance(e, (DataError, IntegrityError)):
-        return True
-    return not isinstance(e, (SQLAlchemyError, PersistenceError, OSError, sqlite3.Error))
 
 
 @contextmanager
@@ -554,90 +542,3 @@ def _literal(value: object) -> str:
     if isinstance(value, int):
         return str(value)
     return "'" + str(value).replace("'", "''") + "'"
-
-
-def _iso(d: date | None) -> str | None:
-    return d.isoformat() if d else None
-
-
-def _state_row(v: Vintage) -> dict[str, Any]:
-    """Columns that later events change (everything recorded, whatever its date)."""
-    due = v.due_at(date.max)
-    interval = v.rules.risk_reassessment_years
-    risk_due = None
-    if interval:
-        risk_due = add_years(v.risk.on if v.risk else v.issued_on, interval)
-    if v.period_closed:
-        status = "ended"
-    elif not v.reversible:
-        status = "non-reversible"
-    elif v.transfer is not None:
-        status = "transferred"
-    elif v.lapse_recorded:
-        status = "lapsed"
-    else:
-        status = "monitored"
-    return {
-        "vintage_id": str(v.id),
-        "verification_due": _iso(v.verification_due),
-        "lapse_arises_on": _iso(v.next_lapse_on()),
-        "next_default_on": _iso(v.next_default_on()),
-        "risk_due": _iso(risk_due),
-        "lapse_recorded": v.lapse_recorded,
-        "period_ended": v.period_closed,
-        "bearer": v.transfer.to if v.transfer else v.pool,
-        "status": status,
-        "exposure_now": 0 if v.transfer or not v.reversible or v.exposure_start >= v.period_end
-        else max(0, v.quantity - v.gone_at(date.max)),
-        "outstanding_credits": v.outstanding_credits,
-        "retired": sum(d.quantity for d in v.retirements),
-        "due_proponent": due["proponent"],
-        "due_pool": due["pool"],
-        "buffer_rate": None if v.risk is None else f"{v.risk.buffer_rate:.4f}",
-        "annual_probability": None if v.risk is None else f"{v.risk.annual_probability:.6f}",
-        "labels": json.dumps([{"label": a, "innovation": b} for a, b in v.labels]) if v.labels else None,
-        "version": v.version,
-        **_transfer_columns(v),
-    }
-
-
-def _transfer_columns(v: Vintage) -> dict[str, Any]:
-    t = v.transfer
-    term = v.fund_term
-    return {
-        "transfer_to": t.to if t else None,
-        "transfer_on": t.on.isoformat() if t else None,
-        "transfer_recorded_at": record_time_text(t.recorded_at) if t and t.recorded_at else None,
-        "term_end": term[1].isoformat() if term else None,
-    }
-
-
-def _delta_rows(
-    nid: int, recorded_at: str, on: date, v: Vintage, changes: Schedule
-) -> list[dict[str, Any]]:
-    return [
-        {
-            "nid": nid,
-            "seq": seq,
-            "recorded_at": recorded_at,
-            "vintage_id": str(v.id),
-            "measure": measure,
-            "key": key,
-            "day": day.isoformat(),
-            "on": on.isoformat(),
-            "amount": amount,
-            "program": v.program,
-            "pool": v.pool,
-            "project": v.project,
-            "vintage_year": v.vintage_year or 0,
-        }
-        for seq, ((measure, key, day), amount) in enumerate(sorted(changes.items()))
-    ]
-
-
-def _roll_up(
-    rolled: dict[tuple[str, str, str, str, str], int], v: Vintage, changes: Schedule
-) -> None:
-    for (measure, key, day), amount in changes.items():
-        k = (measure, key, day.isoformat(), v.program, v.pool)
-        rolled[k] = rolled.get(k, 0) + amount
