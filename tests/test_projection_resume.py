@@ -187,7 +187,7 @@ def test_a_first_pass_shared_among_processes_equals_incremental(
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     started: list[Worker] = []
-    monkeypatch.setattr(projector_module, "Worker", lambda job: started.append(Worker(job)) or started[-1])
+    monkeypatch.setattr(projector_module, "Worker", lambda log: started.append(Worker(log)) or started[-1])
     rt = Runtime(Settings(db=sqlite_url))
     try:
         _busy_log(rt.app)
@@ -195,7 +195,7 @@ def test_a_first_pass_shared_among_processes_equals_incremental(
         incremental = _table_rows(rt)
         rt.projector.parallel_from, rt.projector.rebuild_workers = 1, 3
         assert rt.projector.rebuild() == rt.app.recorder.max_notification_id()
-        assert _kinds(started) == [Job] * 3, "the first pass must have run in three processes"
+        assert _kinds(started) == [[Job]] * 3, "the first pass must have run in three processes"
         assert _table_rows(rt) == incremental
         assert list(scratch.iterdir()) == []
         with rt.engine.connect() as conn:  # nothing left attached to the pooled connection
@@ -204,9 +204,9 @@ def test_a_first_pass_shared_among_processes_equals_incremental(
         rt.close()
 
 
-def _kinds(started: list[Worker]) -> list[type]:
-    """The kinds of share the workers were given, in the order they started."""
-    return [type(w.job) for w in started]
+def _kinds(started: list[Worker]) -> list[list[type]]:
+    """The kinds of share each worker was given, in order."""
+    return [[type(job) for job in w.jobs] for w in started]
 
 
 def test_a_second_pass_shared_among_processes_equals_incremental(
@@ -222,7 +222,7 @@ def test_a_second_pass_shared_among_processes_equals_incremental(
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     started: list[Worker] = []
-    monkeypatch.setattr(projector_module, "Worker", lambda job: started.append(Worker(job)) or started[-1])
+    monkeypatch.setattr(projector_module, "Worker", lambda log: started.append(Worker(log)) or started[-1])
     rt = Runtime(Settings(db=str(tmp_path / "ledger.db")))
     try:
         _busy_log(rt.app)
@@ -238,14 +238,14 @@ def test_a_second_pass_shared_among_processes_equals_incremental(
         assert failed[0] == (bad, ids[7]) and len(incremental["proj_deltas"]) >= 8
         rt.projector.parallel_replay_from, rt.projector.rebuild_workers = 1, 3
         assert rt.projector.rebuild() == rt.app.recorder.max_notification_id()
-        assert _kinds(started) == [ReplayJob] * 3, "the second pass must have run in three processes"
+        assert _kinds(started) == [[ReplayJob]] * 3, "the second pass must have run in three processes"
         assert _table_rows(rt) == incremental
         assert [(f["nid"], f["vintage_id"]) for f in rt.projector.failures()] == failed
         assert list(scratch.iterdir()) == []
         started.clear()
         rt.projector.parallel_from = 1  # both passes shared out
         rt.projector.rebuild()
-        assert _kinds(started) == [Job] * 3 + [ReplayJob] * 3
+        assert _kinds(started) == [[Job, ReplayJob]] * 3  # the same processes serve both
         assert _table_rows(rt) == incremental
     finally:
         rt.close()

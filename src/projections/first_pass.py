@@ -12,6 +12,7 @@ pass: the same :class:`~projections.issued.IssuedRows` builds them.
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import sqlite3
@@ -116,28 +117,27 @@ def ranges(first: int, last: int, parts: int) -> list[tuple[int, int]]:
 
 
 class WorkerFailed(Exception):
-    """A first-pass worker process did not finish its share."""
+    """A rebuild worker process did not finish its share."""
 
 
 class Share(Protocol):
-    """A share of a rebuild's work: picklable, with a scratch file of its own for its rows
-    and a ``run`` that returns (picklable) what else it found."""
-
-    @property
-    def scratch(self) -> str: ...
+    """A share of a rebuild's work (:class:`Job`, or a second pass's
+    :class:`~projections.second_pass.ReplayJob`): picklable, writing its rows into a
+    scratch file of its own, and returning (picklable) what else it found."""
 
     def run(self) -> Any: ...
 
 
 class Worker:
-    """One share of a rebuild's first or second pass (:mod:`projections.second_pass`), in
-    a fresh interpreter (``python -m``, not a fork: the caller may hold connections and
-    threads; and not ``multiprocessing``, which would run the caller's own main script
-    again in each worker)."""
+    """A process that runs a rebuild's shares one after another, in a fresh interpreter
+    (``python -m``, not a fork: the caller may hold connections and threads; and not
+    ``multiprocessing``, which would run the caller's own main script again in each
+    worker). It is started before it has work, so that its imports overlap the rebuild's
+    own work, and it serves both passes; closing its input ends it."""
 
-    def __init__(self, job: Share) -> None:
-        self.job = job
-        self.errors = Path(job.scratch).with_suffix(".log").open("w+b")
+    def __init__(self, log: str) -> None:
+        self.jobs: list[Share] = []
+        self.errors = Path(log).open("w+b")  # noqa: SIM115 (closed by stop)
         source_root = str(Path(__file__).resolve().parents[1])
         path = os.pathsep.join(p for p in (source_root, os.environ.get("PYTHONPATH")) if p)
         self.process = subprocess.Popen(  # this interpreter, this module
@@ -145,28 +145,71 @@ class Worker:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors,
             env={**os.environ, "PYTHONPATH": path},
         )
+
+    def send(self, job: Share) -> None:
+        """Give the worker a share (it runs them in the order given)."""
         assert self.process.stdin is not None
-        self.process.stdin.write(pickle.dumps(job))
-        self.process.stdin.close()
+        self.jobs.append(job)
+        try:
+            self.process.stdin.write(pickle.dumps(job))
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            raise self._failed() from None
 
     def result(self) -> Any:
-        """Wait for the worker; its findings, or :class:`WorkerFailed` with its last words."""
+        """Wait for the worker's next share; what it found, or :class:`WorkerFailed` with
+        its last words."""
         assert self.process.stdout is not None
-        out = self.process.stdout.read()
+        try:
+            return pickle.load(self.process.stdout)  # from our own child process
+        except EOFError:
+            raise self._failed() from None
+
+    def _failed(self) -> WorkerFailed:
         code = self.process.wait()
         self.errors.seek(0)
         said = self.errors.read().decode(errors="replace").strip().splitlines()[-5:]
-        self.errors.close()
-        if code != 0:
-            raise WorkerFailed(f"a rebuild worker exited with {code}: " + " | ".join(said))
-        return pickle.loads(out)  # from our own child process
+        return WorkerFailed(f"a rebuild worker exited with {code}: " + " | ".join(said))
 
     def stop(self) -> None:
+        """End the worker: it leaves once its input is closed; killed if it is busy."""
         if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+            try:
+                assert self.process.stdin is not None
+                self.process.stdin.close()
+                self.process.wait(timeout=STOP_WAIT)
+            except (BrokenPipeError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None and not pipe.closed:
+                try:
+                    pipe.close()
+                except BrokenPipeError:
+                    pass
         if not self.errors.closed:
             self.errors.close()
+
+
+STOP_WAIT = 5.0
+"""Seconds an idle worker is given to leave once its input is closed."""
+
+
+def serve() -> None:
+    """A worker's loop: shares on standard input, what each found on standard output."""
+    import projections.second_pass  # noqa: F401  (imported now, while the rebuild works)
+
+    inbox, outbox = sys.stdin.buffer, sys.stdout.buffer
+    gc.disable()  # as in the rebuild itself: millions of acyclic objects
+    while True:
+        try:
+            # the pickle names the importable classes (projections.first_pass.Job, not
+            # __main__'s)
+            job: Share = pickle.load(inbox)
+        except EOFError:
+            return
+        pickle.dump(job.run(), outbox)
+        outbox.flush()
 
 
 def database_file(dbapi_connection: Any) -> str | None:
@@ -179,6 +222,7 @@ def database_file(dbapi_connection: Any) -> str | None:
     return None
 
 
-if __name__ == "__main__":  # a worker: a Share on standard input, what it found on output
-    # the pickle names the importable classes (projections.first_pass.Job, not __main__'s)
-    sys.stdout.buffer.write(pickle.dumps(pickle.load(sys.stdin.buffer).run()))
+if __name__ == "__main__":
+    from projections.first_pass import serve as serve_shares  # the importable module's
+
+    serve_shares()

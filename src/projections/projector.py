@@ -162,21 +162,22 @@ class Projector:
         events = EventTable.of(self.app.recorder, conn.dialect.name)
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            found, position = self._first_pass(conn, cursor, events, files)
-            VINTAGE_KEY.create(conn)  # the second pass updates rows by vintage id
-            rolled = found.rolled
-            ids = sorted(found.changed_later)
-            broken: Broken = []
-            ledger = database_file(cursor.connection) if conn.dialect.name == "sqlite" else None
-            if ledger is not None and found.later >= self.parallel_replay_from and len(ids) > 1:
-                broken = self._shared_replay(cursor, events, ledger, ids, position, files, rolled)
-            else:
-                for start in range(0, len(ids), STREAMS_PER_QUERY):
-                    changes = PageChanges()
-                    chunk = ids[start : start + STREAMS_PER_QUERY]
-                    for stream in events.streams(cursor, chunk, position):
-                        broken += self._replay(stream, changes, rolled)
-                    self._write(conn, changes)
+            with self._workers(conn, cursor, events, files) as workers:
+                found, position = self._first_pass(conn, cursor, events, files, workers)
+                VINTAGE_KEY.create(conn)  # the second pass updates rows by vintage id
+                rolled = found.rolled
+                ids = sorted(found.changed_later)
+                broken: Broken = []
+                if workers and found.later >= self.parallel_replay_from and len(ids) > 1:
+                    broken = self._shared_replay(cursor, events, workers, ids, position, files,
+                                                 rolled)
+                else:
+                    for start in range(0, len(ids), STREAMS_PER_QUERY):
+                        changes = PageChanges()
+                        chunk = ids[start : start + STREAMS_PER_QUERY]
+                        for stream in events.streams(cursor, chunk, position):
+                            broken += self._replay(stream, changes, rolled)
+                        self._write(conn, changes)
         finally:
             cursor.close()
         _write_rollups(conn, rolled)
@@ -188,15 +189,40 @@ class Projector:
         stamp_fingerprint(conn)  # the tables now have this code's schema
         return found.processed
 
-    def _first_pass(
+    @contextmanager
+    def _workers(
         self, conn: Connection, cursor: Any, events: EventTable, files: list[str]
+    ) -> Iterator[list[Worker]]:
+        """Worker processes for a large SQLite ledger (none on PostgreSQL, or for a small
+        one): when the first pass will be shared out, or the second (the log has many
+        later events). Started now, so that their start-up overlaps the work done here;
+        stopped whatever happens."""
+        started: list[Worker] = []
+        try:
+            if _ledger_file(conn, cursor) is not None and self.rebuild_workers > 1:
+                first, last = events.bounds(cursor)
+                count = last - first + 1 if last else 0
+                if count >= self.parallel_from or (
+                    count >= self.parallel_replay_from
+                    and events.later(cursor) >= self.parallel_replay_from
+                ):
+                    for path in files:
+                        started.append(Worker(str(Path(path).with_suffix(".log"))))
+            yield started
+        finally:
+            for worker in started:
+                worker.stop()
+
+    def _first_pass(
+        self, conn: Connection, cursor: Any, events: EventTable, files: list[str],
+        workers: list[Worker],
     ) -> tuple[FirstPass, int]:
         """The issuances' rows, in this process or, for a large SQLite ledger, shared out
-        among worker processes (:mod:`projections.first_pass`). Returns what else the
+        among the worker processes (:mod:`projections.first_pass`). Returns what else the
         pass found and the last notification id it read."""
         first, last = events.bounds(cursor)
-        ledger = database_file(cursor.connection) if conn.dialect.name == "sqlite" else None
-        parts = ranges(first, last, len(files))
+        ledger = _ledger_file(conn, cursor)
+        parts = ranges(first, last, len(workers)) if workers else []
         if ledger is None or not last or last - first + 1 < self.parallel_from or len(parts) < 2:
             _fresh_tables(conn)
             found, position = FirstPass(), 0
@@ -208,47 +234,39 @@ class Projector:
         create = str(CreateTable(vintages).compile(dialect=conn.dialect))
         jobs = [Job(ledger, events, after, upto, path, create, insert_sql("?"), REBUILD_PAGE)
                 for (after, upto), path in zip(parts, files, strict=False)]
-        started: list[Worker] = []
-        try:
-            for job in jobs:
-                started.append(Worker(job))
-            _fresh_tables(conn)  # while they work
-            found = FirstPass()
-            for worker in started:
-                found.add(worker.result())
-        finally:
-            for worker in started:
-                worker.stop()
+        for worker, job in zip(workers, jobs, strict=False):
+            worker.send(job)
+        _fresh_tables(conn)  # while they work
+        found = FirstPass()
+        for worker, _ in zip(workers, jobs, strict=False):
+            found.add(worker.result())
         for i, job in enumerate(jobs):
             conn.exec_driver_sql(f"ATTACH DATABASE ? AS {PART}{i}", (job.scratch,))
             conn.exec_driver_sql(f"INSERT INTO {vintages.name} SELECT * FROM {PART}{i}.{vintages.name}")
         return found, last
 
     def _shared_replay(
-        self, cursor: Any, events: EventTable, ledger: str, ids: list[str], upto: int,
-        files: list[str], rolled: dict[RollKey, int],
+        self, cursor: Any, events: EventTable, workers: list[Worker], ids: list[str],
+        upto: int, files: list[str], rolled: dict[RollKey, int],
     ) -> Broken:
-        """The second pass shared out among worker processes, each replaying a run of the
-        streams into a scratch file (:mod:`projections.second_pass`); their rows are
+        """The second pass shared out among the worker processes, each replaying a run of
+        the streams into a scratch file (:mod:`projections.second_pass`); their rows are
         applied here as each finishes. Returns the events that could not be applied."""
-        folder = Path(files[0]).parent  # the first pass's scratch folder, removed with it
+        ledger = database_file(cursor.connection)
+        assert ledger is not None  # workers are started for a SQLite file only
         jobs = [ReplayJob(ledger, events, self.app.mapper, share, upto,
-                          str(folder / f"replay{i}.db"), STREAMS_PER_QUERY)
-                for i, share in enumerate(shares(ids, self.rebuild_workers))]
+                          str(Path(path).with_name(f"replay{i}.db")), STREAMS_PER_QUERY)
+                for i, (share, path) in enumerate(zip(shares(ids, len(workers)), files,
+                                                      strict=False))]
+        for worker, job in zip(workers, jobs, strict=False):
+            worker.send(job)
         broken: Broken = []
-        started: list[Worker] = []
-        try:
-            for job in jobs:
-                started.append(Worker(job))
-            for worker, job in zip(started, jobs, strict=True):
-                replayed: Replayed = worker.result()
-                apply_scratch(cursor, job.scratch)
-                for key, amount in replayed.rolled.items():
-                    rolled[key] = rolled.get(key, 0) + amount
-                broken += replayed.broken
-        finally:
-            for worker in started:
-                worker.stop()
+        for worker, job in zip(workers, jobs, strict=False):
+            replayed: Replayed = worker.result()
+            apply_scratch(cursor, job.scratch)
+            for key, amount in replayed.rolled.items():
+                rolled[key] = rolled.get(key, 0) + amount
+            broken += replayed.broken
         return broken
 
     def _replay(
@@ -490,6 +508,11 @@ def _fresh_tables(conn: Connection) -> None:
     metadata.create_all(conn, tables=list(PROJECTION_TABLES))
     for index in (VINTAGE_KEY, *_secondary_indexes()):
         index.drop(conn)
+
+
+def _ledger_file(conn: Connection, cursor: Any) -> str | None:
+    """The ledger's SQLite file, if worker processes can read it meanwhile (WAL mode)."""
+    return database_file(cursor.connection) if conn.dialect.name == "sqlite" else None
 
 
 def _detach_parts(conn: Connection) -> None:

@@ -48,9 +48,10 @@ class PageChanges:
     deltas: list[dict[str, Any]] = field(default_factory=list)
 
 
-def decode(mapper: Mapper[UUID], record: Record) -> object:
-    """The record decoded by the application's mapper (upcasting older versions)."""
-    stored = StoredEvent(originator_id=UUID(record.originator_id),
+def decode(mapper: Mapper[UUID], record: Record, originator: UUID | None = None) -> object:
+    """The record decoded by the application's mapper (upcasting older versions); a
+    stream's replay passes its ``originator`` id, parsed once."""
+    stored = StoredEvent(originator_id=originator or UUID(record.originator_id),
                          originator_version=record.originator_version, topic=record.topic,
                          state=record.state)
     return mapper.to_domain_event(stored)
@@ -78,14 +79,15 @@ def replay_stream(
     """One vintage's stream replayed once, in order: its later events' deltas and roll-up
     amounts, and its state after the last. Returns the events it could not apply."""
     vid = stream[0].originator_id
-    issued = decode(mapper, stream[0])
+    originator = UUID(vid)
+    issued = decode(mapper, stream[0], originator)
     if not isinstance(issued, Issued):
         return []  # another kind of aggregate (stress-test records) has no figures here
     vintage = fold(None, issued)
     before = schedule(vintage)
     for i, record in enumerate(stream[1:], start=1):
         try:
-            event = decode(mapper, record)
+            event = decode(mapper, record, originator)
             if isinstance(event, VintageEvent):
                 before = apply(record.nid, event, vintage, before, changes, rolled)
         except Exception as e:
