@@ -128,6 +128,24 @@ def _fails_and_leaves_the_tables(
     assert _table_rows(rt) == before
 
 
+def test_a_failed_replay_worker_leaves_the_read_models_as_they_were(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second-pass worker that cannot do its share fails the rebuild with its own error,
+    after the first pass has already written rows, and rolls it all back."""
+    rt = Runtime(Settings(db=sqlite_url))
+    try:
+        _busy_log(rt.app)
+        rt.refresh()
+        rt.projector.parallel_replay_from = 1
+        _fails_and_leaves_the_tables(
+            rt, monkeypatch, "ReplayJob",
+            lambda ledger, *rest: ReplayJob(f"{ledger}.missing", *rest),
+            WorkerFailed, "unable to open database file")
+    finally:
+        rt.close()
+
+
 def test_rebuild_replays_interleaved_streams_as_the_log_does(runtime: Runtime) -> None:
     """A rebuild takes later events vintage by vintage; the tables must not show it.
 

@@ -162,7 +162,7 @@ class Worker:
         assert self.process.stdout is not None
         try:
             return pickle.load(self.process.stdout)  # from our own child process
-        except EOFError:
+        except (EOFError, pickle.UnpicklingError):  # it died, before or while answering
             raise self._failed() from None
 
     def _failed(self) -> WorkerFailed:
@@ -171,10 +171,13 @@ class Worker:
         said = self.errors.read().decode(errors="replace").strip().splitlines()[-5:]
         return WorkerFailed(f"a rebuild worker exited with {code}: " + " | ".join(said))
 
-    def stop(self) -> None:
-        """End the worker: it leaves once its input is closed; killed if it is busy."""
+    def stop(self, now: bool = False) -> None:
+        """End the worker: it leaves once its input is closed, and is killed if it is
+        still busy after a while, or at once (``now``: the rebuild has failed)."""
         if self.process.poll() is None:
             try:
+                if now:
+                    raise subprocess.TimeoutExpired(self.process.args, 0)
                 assert self.process.stdin is not None
                 self.process.stdin.close()
                 self.process.wait(timeout=STOP_WAIT)

@@ -209,6 +209,10 @@ class Projector:
                     for path in files:
                         started.append(Worker(str(Path(path).with_suffix(".log"))))
             yield started
+        except BaseException:
+            for worker in started:
+                worker.stop(now=True)  # their work is of no use now
+            raise
         finally:
             for worker in started:
                 worker.stop()
