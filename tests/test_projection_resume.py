@@ -256,7 +256,8 @@ def test_a_second_pass_shared_among_processes_equals_incremental(
         assert failed[0] == (bad, ids[7]) and len(incremental["proj_deltas"]) >= 8
         rt.projector.parallel_replay_from, rt.projector.rebuild_workers = 1, 3
         assert rt.projector.rebuild() == rt.app.recorder.max_notification_id()
-        assert _kinds(started) == [[ReplayJob]] * 3, "the second pass must have run in three processes"
+        # this process replays a share too
+        assert _kinds(started) == [[ReplayJob]] * 2, "the second pass must have run in three processes"
         assert _table_rows(rt) == incremental
         assert [(f["nid"], f["vintage_id"]) for f in rt.projector.failures()] == failed
         assert list(scratch.iterdir()) == []

@@ -168,16 +168,16 @@ class Projector:
                 rolled = found.rolled
                 ids = sorted(found.changed_later)
                 broken: Broken = []
+                jobs: list[ReplayJob] = []
                 if workers and found.later >= self.parallel_replay_from and len(ids) > 1:
-                    broken = self._shared_replay(cursor, events, workers, ids, position, files,
-                                                 rolled)
-                else:
-                    for start in range(0, len(ids), STREAMS_PER_QUERY):
-                        changes = PageChanges()
-                        chunk = ids[start : start + STREAMS_PER_QUERY]
-                        for stream in events.streams(cursor, chunk, position):
-                            broken += self._replay(stream, changes, rolled)
-                        self._write(conn, changes)
+                    ids, jobs = self._share_out(cursor, events, workers, ids, position, files)
+                for start in range(0, len(ids), STREAMS_PER_QUERY):  # this process's streams
+                    changes = PageChanges()
+                    chunk = ids[start : start + STREAMS_PER_QUERY]
+                    for stream in events.streams(cursor, chunk, position):
+                        broken += self._replay(stream, changes, rolled)
+                    self._write(conn, changes)
+                broken += self._gather(cursor, workers, jobs, rolled)
         finally:
             cursor.close()
         _write_rollups(conn, rolled)
@@ -194,20 +194,24 @@ class Projector:
         self, conn: Connection, cursor: Any, events: EventTable, files: list[str]
     ) -> Iterator[list[Worker]]:
         """Worker processes for a large SQLite ledger (none on PostgreSQL, or for a small
-        one): when the first pass will be shared out, or the second (the log has many
-        later events). Started now, so that their start-up overlaps the work done here;
-        stopped whatever happens."""
+        one): one per scratch file when the first pass will be shared out; one fewer when
+        only the second will (the log has many later events: this process replays a share
+        too). Started now, so that their start-up overlaps the work done here; stopped
+        whatever happens."""
         started: list[Worker] = []
         try:
             if _ledger_file(conn, cursor) is not None and self.rebuild_workers > 1:
                 first, last = events.bounds(cursor)
                 count = last - first + 1 if last else 0
-                if count >= self.parallel_from or (
-                    count >= self.parallel_replay_from
-                    and events.later(cursor) >= self.parallel_replay_from
-                ):
-                    for path in files:
-                        started.append(Worker(str(Path(path).with_suffix(".log"))))
+                if count >= self.parallel_from:
+                    wanted = files
+                elif (count >= self.parallel_replay_from
+                      and events.later(cursor) >= self.parallel_replay_from):
+                    wanted = files[1:]
+                else:
+                    wanted = []
+                for path in wanted:
+                    started.append(Worker(str(Path(path).with_suffix(".log"))))
             yield started
         except BaseException:
             for worker in started:
@@ -249,21 +253,29 @@ class Projector:
             conn.exec_driver_sql(f"INSERT INTO {vintages.name} SELECT * FROM {PART}{i}.{vintages.name}")
         return found, last
 
-    def _shared_replay(
+    def _share_out(
         self, cursor: Any, events: EventTable, workers: list[Worker], ids: list[str],
-        upto: int, files: list[str], rolled: dict[RollKey, int],
-    ) -> Broken:
-        """The second pass shared out among the worker processes, each replaying a run of
-        the streams into a scratch file (:mod:`projections.second_pass`); their rows are
-        applied here as each finishes. Returns the events that could not be applied."""
+        upto: int, files: list[str],
+    ) -> tuple[list[str], list[ReplayJob]]:
+        """Share the second pass out: the worker processes each replay a run of the streams
+        into a scratch file (:mod:`projections.second_pass`) while this process replays the
+        first run itself. Returns that run, and the jobs sent."""
         ledger = database_file(cursor.connection)
         assert ledger is not None  # workers are started for a SQLite file only
-        jobs = [ReplayJob(ledger, events, self.app.mapper, share, upto,
+        runs = shares(ids, len(workers) + 1)
+        jobs = [ReplayJob(ledger, events, self.app.mapper, run, upto,
                           str(Path(path).with_name(f"replay{i}.db")), STREAMS_PER_QUERY)
-                for i, (share, path) in enumerate(zip(shares(ids, len(workers)), files,
-                                                      strict=False))]
+                for i, (run, path) in enumerate(zip(runs[1:], files, strict=False))]
         for worker, job in zip(workers, jobs, strict=False):
             worker.send(job)
+        return list(runs[0]), jobs
+
+    def _gather(
+        self, cursor: Any, workers: list[Worker], jobs: list[ReplayJob],
+        rolled: dict[RollKey, int],
+    ) -> Broken:
+        """Apply the workers' second-pass rows as each finishes, and add their roll-up
+        amounts to ``rolled``. Returns the events they could not apply."""
         broken: Broken = []
         for worker, job in zip(workers, jobs, strict=False):
             replayed: Replayed = worker.result()
