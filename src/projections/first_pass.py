@@ -8,6 +8,9 @@ into a scratch SQLite file of its own; the rebuild's connection then copies thos
 with ``INSERT INTO ... SELECT``, which SQLite does without Python. The rows, roll-up amounts
 and the set of vintages changed after their issuance are exactly those of the one-process
 pass: the same :class:`~projections.issued.IssuedRows` builds them.
+
+The worker processes (:class:`Worker`) are started when the rebuild begins and serve its
+second pass too (:mod:`projections.second_pass`): one interpreter start each per rebuild.
 """
 
 from __future__ import annotations
