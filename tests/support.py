@@ -11,9 +11,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
@@ -21,6 +22,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import select, text
 
+from ledger import events as ev
 from ledger.application import vintage_id_for
 from permanence.imports import PARSERS
 from permanence.imports.records import IssuanceRecord
@@ -177,3 +179,13 @@ def table_rows(runtime: Runtime) -> dict[str, list[tuple[object, ...]]]:
             out[t.name] = [tuple(r) for r in conn.execute(select(t).order_by(order, *(
                 [deltas.c.seq] if t is deltas else [])))]
     return out
+
+
+def poison(rt: Runtime, vid: str) -> int:
+    """Record, bypassing every check, an event no vintage can apply (it settles a reversal
+    that does not exist), as a faulty older release or a hand edit might have."""
+    event = ev.Compensated(originator_id=UUID(vid), originator_version=2,
+                           timestamp=datetime.now(UTC), on=date(2021, 1, 1), reversal_id="R9",
+                           route="buffer", quantity=5)
+    rt.app.recorder.insert_events([rt.app.mapper.to_stored_event(event)])
+    return rt.app.recorder.max_notification_id() or 0

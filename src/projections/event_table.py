@@ -73,6 +73,11 @@ class EventTable:
         first, last = cursor.fetchone()
         return int(first or 0), int(last or 0)
 
+    def later(self, cursor: Any) -> int:
+        """How many events are not the first of their stream (a second pass's work)."""
+        cursor.execute(f"SELECT count(*) FROM {self.table} WHERE originator_version > 1")
+        return int(cursor.fetchone()[0])
+
     def streams(self, cursor: Any, originator_ids: Sequence[str], upto: int) -> list[list[Record]]:
         """The streams of these aggregates up to notification ``upto``, each in version order.
 

@@ -8,10 +8,14 @@ into a scratch SQLite file of its own; the rebuild's connection then copies thos
 with ``INSERT INTO ... SELECT``, which SQLite does without Python. The rows, roll-up amounts
 and the set of vintages changed after their issuance are exactly those of the one-process
 pass: the same :class:`~projections.issued.IssuedRows` builds them.
+
+The worker processes (:class:`Worker`) are started when the rebuild begins and serve its
+second pass too (:mod:`projections.second_pass`): one interpreter start each per rebuild.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import sqlite3
@@ -22,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from projections.event_table import EventTable, Row
 from projections.issued import ISSUED_TOPIC, IssuedRows, RollKey
@@ -36,12 +40,14 @@ class FirstPass:
     rolled: dict[RollKey, int] = field(default_factory=dict)
     changed_later: set[str] = field(default_factory=set)
     processed: int = 0
+    later: int = 0  # events other than issuances: the second pass's share of the work
 
     def add(self, other: FirstPass) -> None:
         for key, amount in other.rolled.items():
             self.rolled[key] = self.rolled.get(key, 0) + amount
         self.changed_later |= other.changed_later
         self.processed += other.processed
+        self.later += other.later
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,10 @@ class Job:
     create_table: str  # the read-model table's DDL, so that the copy is column for column
     insert: str  # how the rebuild inserts an issuance's values
     page: int
+
+    def run(self) -> FirstPass:
+        """What a worker process does with it (:func:`run`)."""
+        return run(self)
 
 
 def run(job: Job) -> FirstPass:
@@ -92,6 +102,7 @@ def issuances(page: Sequence[Row], rows: IssuedRows, found: FirstPass) -> list[l
         else:
             found.changed_later.add(vid)
     found.processed += len(page)
+    found.later += len(page) - len(new)
     return new
 
 
@@ -109,16 +120,27 @@ def ranges(first: int, last: int, parts: int) -> list[tuple[int, int]]:
 
 
 class WorkerFailed(Exception):
-    """A first-pass worker process did not finish its share."""
+    """A rebuild worker process did not finish its share."""
+
+
+class Share(Protocol):
+    """A share of a rebuild's work (:class:`Job`, or a second pass's
+    :class:`~projections.second_pass.ReplayJob`): picklable, writing its rows into a
+    scratch file of its own, and returning (picklable) what else it found."""
+
+    def run(self) -> Any: ...
 
 
 class Worker:
-    """One share of the first pass, in a fresh interpreter (``python -m``, not a fork: the
-    caller may hold connections and threads; and not ``multiprocessing``, which would run
-    the caller's own main script again in each worker)."""
+    """A process that runs a rebuild's shares one after another, in a fresh interpreter
+    (``python -m``, not a fork: the caller may hold connections and threads; and not
+    ``multiprocessing``, which would run the caller's own main script again in each
+    worker). It is started before it has work, so that its imports overlap the rebuild's
+    own work, and it serves both passes; closing its input ends it."""
 
-    def __init__(self, job: Job) -> None:
-        self.errors = Path(job.scratch).with_suffix(".log").open("w+b")
+    def __init__(self, log: str) -> None:
+        self.jobs: list[Share] = []
+        self.errors = Path(log).open("w+b")  # noqa: SIM115 (closed by stop)
         source_root = str(Path(__file__).resolve().parents[1])
         path = os.pathsep.join(p for p in (source_root, os.environ.get("PYTHONPATH")) if p)
         self.process = subprocess.Popen(  # this interpreter, this module
@@ -126,29 +148,74 @@ class Worker:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors,
             env={**os.environ, "PYTHONPATH": path},
         )
-        assert self.process.stdin is not None
-        self.process.stdin.write(pickle.dumps(job))
-        self.process.stdin.close()
 
-    def result(self) -> FirstPass:
-        """Wait for the worker; its findings, or :class:`WorkerFailed` with its last words."""
+    def send(self, job: Share) -> None:
+        """Give the worker a share (it runs them in the order given)."""
+        assert self.process.stdin is not None
+        self.jobs.append(job)
+        try:
+            self.process.stdin.write(pickle.dumps(job))
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            raise self._failed() from None
+
+    def result(self) -> Any:
+        """Wait for the worker's next share; what it found, or :class:`WorkerFailed` with
+        its last words."""
         assert self.process.stdout is not None
-        out = self.process.stdout.read()
+        try:
+            return pickle.load(self.process.stdout)  # from our own child process
+        except (EOFError, pickle.UnpicklingError):  # it died, before or while answering
+            raise self._failed() from None
+
+    def _failed(self) -> WorkerFailed:
         code = self.process.wait()
         self.errors.seek(0)
         said = self.errors.read().decode(errors="replace").strip().splitlines()[-5:]
-        self.errors.close()
-        if code != 0:
-            raise WorkerFailed(f"a rebuild worker exited with {code}: " + " | ".join(said))
-        found: FirstPass = pickle.loads(out)  # from our own child process
-        return found
+        return WorkerFailed(f"a rebuild worker exited with {code}: " + " | ".join(said))
 
-    def stop(self) -> None:
+    def stop(self, now: bool = False) -> None:
+        """End the worker: it leaves once its input is closed, and is killed if it is
+        still busy after a while, or at once (``now``: the rebuild has failed)."""
         if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+            try:
+                if now:
+                    raise subprocess.TimeoutExpired(self.process.args, 0)
+                assert self.process.stdin is not None
+                self.process.stdin.close()
+                self.process.wait(timeout=STOP_WAIT)
+            except (BrokenPipeError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None and not pipe.closed:
+                try:
+                    pipe.close()
+                except BrokenPipeError:
+                    pass
         if not self.errors.closed:
             self.errors.close()
+
+
+STOP_WAIT = 5.0
+"""Seconds an idle worker is given to leave once its input is closed."""
+
+
+def serve() -> None:
+    """A worker's loop: shares on standard input, what each found on standard output."""
+    import projections.second_pass  # noqa: F401  (imported now, while the rebuild works)
+
+    inbox, outbox = sys.stdin.buffer, sys.stdout.buffer
+    gc.disable()  # as in the rebuild itself: millions of acyclic objects
+    while True:
+        try:
+            # the pickle names the importable classes (projections.first_pass.Job, not
+            # __main__'s)
+            job: Share = pickle.load(inbox)
+        except EOFError:
+            return
+        pickle.dump(job.run(), outbox)
+        outbox.flush()
 
 
 def database_file(dbapi_connection: Any) -> str | None:
@@ -161,7 +228,7 @@ def database_file(dbapi_connection: Any) -> str | None:
     return None
 
 
-if __name__ == "__main__":  # a worker: a Job on standard input, its FirstPass on output
-    from projections.first_pass import run as run_job  # the importable classes, not __main__'s
+if __name__ == "__main__":
+    from projections.first_pass import serve as serve_shares  # the importable module's
 
-    sys.stdout.buffer.write(pickle.dumps(run_job(pickle.load(sys.stdin.buffer))))
+    serve_shares()

@@ -10,36 +10,30 @@ A rebuild takes another route to the same tables, in one transaction: a first pa
 the events table (:mod:`projections.event_table`) turns ``Issued`` records into rows
 without aggregates (:mod:`projections.issued`), shared out among worker processes for a
 large SQLite ledger (:mod:`projections.first_pass`); a second pass replays, vintage by
-vintage, the streams that have later events; roll-ups are summed in memory and written
-once, and secondary indexes are built at the end.
+vintage, the streams that have later events (:mod:`projections.second_pass`), shared out
+too when there are many; roll-ups are summed in memory and written once, and secondary
+indexes are built at the end.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import os
-import sqlite3
 import threading
-import traceback
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import PersistenceError, StoredEvent
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
-from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.schema import CreateTable
 
 from ledger.application import LedgerApp
-from ledger.calendar import add_years
-from ledger.events import Issued, VintageEvent
-from ledger.replay import fold
+from ledger.events import VintageEvent
 from ledger.vintage import Vintage
 from projections.event_table import EventTable, Record
 from projections.first_pass import (
@@ -51,8 +45,23 @@ from projections.first_pass import (
     ranges,
     scratch_files,
 )
-from projections.issued import FRESH, ISSUED_TOPIC, ROW_COLUMNS, IssuedRows, RollKey, record_time
-from projections.schedule import Schedule, difference, schedule
+from projections.issued import FRESH, ISSUED_TOPIC, ROW_COLUMNS, IssuedRows, RollKey
+from projections.progress import Progress, Ticker
+from projections.schedule import Schedule, schedule
+from projections.second_pass import (
+    Broken,
+    PageChanges,
+    Replayed,
+    ReplayJob,
+    apply,
+    apply_scratch,
+    decode,
+    error_line,
+    poison,
+    replay_stream,
+    shares,
+    state_row,
+)
 from projections.storage.schema import (
     forget_fingerprint,
     read_models_current,
@@ -75,6 +84,10 @@ log = logging.getLogger("projections.projector")
 CACHE_SIZE = 20_000
 PARALLEL_FROM = 300_000
 """Notifications from which a SQLite rebuild's first pass is worth starting processes for."""
+REPLAY_PARALLEL_FROM = 50_000
+"""Later events (not issuances) from which a SQLite rebuild's second pass is worth starting
+a process for (on two cores: about even at 30,000, half as fast again at 60,000 on an idle
+machine; starting an interpreter costs about as much as replaying 20,000 events)."""
 MAX_WORKERS = 8
 
 
@@ -84,39 +97,6 @@ PART = "rebuild_part"
 
 class ProjectionConflict(Exception):
     """Another projector advanced the tracking position first; this page was discarded."""
-
-
-@dataclass
-class PageChanges:
-    """Every row change a page of notifications makes, computed before anything is written."""
-
-    new: dict[str, list[Any]] = field(default_factory=dict)  # issued in this page (ROW_COLUMNS)
-    changed: dict[str, dict[str, Any]] = field(default_factory=dict)  # state columns only
-    deltas: list[dict[str, Any]] = field(default_factory=list)
-
-
-class _Ticker:
-    """A rebuild's progress for its ``progress(events_done, events_total)`` callback."""
-
-    def __init__(self, progress: Callable[[int, int], None] | None) -> None:
-        self.progress = progress
-        self.done = self.total = 0
-
-    def start(self, total: int) -> None:
-        self.total = total
-        self._report()
-
-    def add(self, events: int) -> None:
-        self.done = min(self.total, self.done + events)
-        self._report()
-
-    def finish(self, total: int) -> None:
-        self.done = self.total = total
-        self._report()
-
-    def _report(self) -> None:
-        if self.progress is not None:
-            self.progress(self.done, self.total)
 
 
 class Projector:
@@ -132,6 +112,8 @@ class Projector:
         # first pass out among this many processes
         self.rebuild_workers = min(os.cpu_count() or 1, MAX_WORKERS)
         self.parallel_from = PARALLEL_FROM
+        # and its second pass when the log has at least this many later events
+        self.parallel_replay_from = REPLAY_PARALLEL_FROM
         # one page at a time per process: a web server thread and a writer may both ask
         self._lock = threading.RLock()
 
@@ -150,7 +132,7 @@ class Projector:
             metadata.drop_all(conn, tables=list(PROJECTION_TABLES))
         self._cache.clear()
 
-    def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
+    def rebuild(self, progress: Progress | None = None) -> int:
         """Replace the read models with ones built from the first event, in one transaction.
 
         Until it commits, readers see the old tables (SQLite) or wait for the new ones
@@ -162,10 +144,10 @@ class Projector:
         processed.
 
         ``progress(events_done, events_total)`` is called at the start, after each page (or
-        each phase of a first pass shared among workers) and at the end: events count once,
-        when applied (an issuance in the first pass, a later event in the second).
+        each phase of a pass shared among workers) and at the end: events count once, when
+        applied (an issuance in the first pass, a later event in the second).
         """
-        tick = _Ticker(progress)
+        tick = Ticker(progress)
         with self._lock, _collector_paused(), scratch_files(self.rebuild_workers) as files:
             self._cache.clear()
             try:
@@ -183,23 +165,28 @@ class Projector:
             finally:
                 self._cache.clear()
 
-    def _rebuild(self, conn: Connection, files: list[str], tick: _Ticker) -> int:
+    def _rebuild(self, conn: Connection, files: list[str], tick: Ticker) -> int:
         events = EventTable.of(self.app.recorder, conn.dialect.name)
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            found, position = self._first_pass(conn, cursor, events, files, tick)
-            VINTAGE_KEY.create(conn)  # the second pass updates rows by vintage id
-            rolled = found.rolled
-            ids = sorted(found.changed_later)
-            broken: list[tuple[Record, str]] = []
-            for start in range(0, len(ids), STREAMS_PER_QUERY):
-                changes = PageChanges()
-                chunk = ids[start : start + STREAMS_PER_QUERY]
-                streams = events.streams(cursor, chunk, position)
-                for stream in streams:
-                    broken += self._replay(stream, changes, rolled)
-                self._write(conn, changes)
-                tick.add(sum(len(stream) - 1 for stream in streams))
+            with self._workers(conn, cursor, events, files) as workers:
+                found, position = self._first_pass(conn, cursor, events, files, workers, tick)
+                VINTAGE_KEY.create(conn)  # the second pass updates rows by vintage id
+                rolled = found.rolled
+                ids = sorted(found.changed_later)
+                broken: Broken = []
+                jobs: list[ReplayJob] = []
+                if workers and found.later >= self.parallel_replay_from and len(ids) > 1:
+                    ids, jobs = self._share_out(cursor, events, workers, ids, position, files)
+                for start in range(0, len(ids), STREAMS_PER_QUERY):  # this process's streams
+                    changes = PageChanges()
+                    chunk = ids[start : start + STREAMS_PER_QUERY]
+                    streams = events.streams(cursor, chunk, position)
+                    for stream in streams:
+                        broken += self._replay(stream, changes, rolled)
+                    self._write(conn, changes)
+                    tick.add(sum(len(stream) - 1 for stream in streams))
+                broken += self._gather(cursor, workers, jobs, rolled)
         finally:
             cursor.close()
         _write_rollups(conn, rolled)
@@ -212,16 +199,49 @@ class Projector:
         tick.finish(found.processed)
         return found.processed
 
+    @contextmanager
+    def _workers(
+        self, conn: Connection, cursor: Any, events: EventTable, files: list[str]
+    ) -> Iterator[list[Worker]]:
+        """Worker processes for a large SQLite ledger (none on PostgreSQL, or for a small
+        one): one per scratch file when the first pass will be shared out; one fewer when
+        only the second will (the log has many later events: this process replays a share
+        too). Started now, so that their start-up overlaps the work done here; stopped
+        whatever happens."""
+        started: list[Worker] = []
+        try:
+            if _ledger_file(conn, cursor) is not None and self.rebuild_workers > 1:
+                first, last = events.bounds(cursor)
+                count = last - first + 1 if last else 0
+                if count >= self.parallel_from:
+                    wanted = files
+                elif (count >= self.parallel_replay_from
+                      and events.later(cursor) >= self.parallel_replay_from):
+                    wanted = files[1:]
+                else:
+                    wanted = []
+                for path in wanted:
+                    started.append(Worker(str(Path(path).with_suffix(".log"))))
+            yield started
+        except BaseException:
+            for worker in started:
+                worker.stop(now=True)  # their work is of no use now
+            raise
+        finally:
+            for worker in started:
+                worker.stop()
+
     def _first_pass(
-        self, conn: Connection, cursor: Any, events: EventTable, files: list[str], tick: _Ticker
+        self, conn: Connection, cursor: Any, events: EventTable, files: list[str],
+        workers: list[Worker], tick: Ticker,
     ) -> tuple[FirstPass, int]:
         """The issuances' rows, in this process or, for a large SQLite ledger, shared out
-        among worker processes (:mod:`projections.first_pass`). Returns what else the
+        among the worker processes (:mod:`projections.first_pass`). Returns what else the
         pass found and the last notification id it read."""
         first, last = events.bounds(cursor)
         tick.start(last - first + 1 if last else 0)
-        ledger = database_file(cursor.connection) if conn.dialect.name == "sqlite" else None
-        parts = ranges(first, last, len(files))
+        ledger = _ledger_file(conn, cursor)
+        parts = ranges(first, last, len(workers)) if workers else []
         if ledger is None or not last or last - first + 1 < self.parallel_from or len(parts) < 2:
             _fresh_tables(conn)
             found, position = FirstPass(), 0
@@ -234,17 +254,12 @@ class Projector:
         create = str(CreateTable(vintages).compile(dialect=conn.dialect))
         jobs = [Job(ledger, events, after, upto, path, create, insert_sql("?"), REBUILD_PAGE)
                 for (after, upto), path in zip(parts, files, strict=False)]
-        started: list[Worker] = []
-        try:
-            for job in jobs:
-                started.append(Worker(job))
-            _fresh_tables(conn)  # while they work
-            found = FirstPass()
-            for worker in started:
-                found.add(worker.result())
-        finally:
-            for worker in started:
-                worker.stop()
+        for worker, job in zip(workers, jobs, strict=False):
+            worker.send(job)
+        _fresh_tables(conn)  # while they work
+        found = FirstPass()
+        for worker, _ in zip(workers, jobs, strict=False):
+            found.add(worker.result())
         for i, job in enumerate(jobs):
             conn.exec_driver_sql(f"ATTACH DATABASE ? AS {PART}{i}", (job.scratch,))
             copied = conn.exec_driver_sql(
@@ -252,36 +267,44 @@ class Projector:
             tick.add(max(0, copied.rowcount))
         return found, last
 
+    def _share_out(
+        self, cursor: Any, events: EventTable, workers: list[Worker], ids: list[str],
+        upto: int, files: list[str],
+    ) -> tuple[list[str], list[ReplayJob]]:
+        """Share the second pass out: the worker processes each replay a run of the streams
+        into a scratch file (:mod:`projections.second_pass`) while this process replays the
+        first run itself. Returns that run, and the jobs sent."""
+        ledger = database_file(cursor.connection)
+        assert ledger is not None  # workers are started for a SQLite file only
+        runs = shares(ids, len(workers) + 1)
+        jobs = [ReplayJob(ledger, events, self.app.mapper, run, upto,
+                          str(Path(path).with_name(f"replay{i}.db")), STREAMS_PER_QUERY)
+                for i, (run, path) in enumerate(zip(runs[1:], files, strict=False))]
+        for worker, job in zip(workers, jobs, strict=False):
+            worker.send(job)
+        return list(runs[0]), jobs
+
+    def _gather(
+        self, cursor: Any, workers: list[Worker], jobs: list[ReplayJob],
+        rolled: dict[RollKey, int],
+    ) -> Broken:
+        """Apply the workers' second-pass rows as each finishes, and add their roll-up
+        amounts to ``rolled``. Returns the events they could not apply."""
+        broken: Broken = []
+        for worker, job in zip(workers, jobs, strict=False):
+            replayed: Replayed = worker.result()
+            apply_scratch(cursor, job.scratch)
+            for key, amount in replayed.rolled.items():
+                rolled[key] = rolled.get(key, 0) + amount
+            broken += replayed.broken
+        return broken
+
     def _replay(
         self, stream: list[Record], changes: PageChanges, rolled: dict[RollKey, int]
-    ) -> list[tuple[Record, str]]:
-        """A rebuild's second pass, for one vintage: its stream replayed once, in order.
-
-        An event's effect depends only on its own vintage's earlier events, so taking the
-        streams one by one gives exactly what following the log does, with one aggregate
-        in hand at a time instead of a cache that a large registry would overflow.
-        """
-        vid = stream[0].originator_id
-        issued = self._event(stream[0])
-        if not isinstance(issued, Issued):
-            return []  # another kind of aggregate (stress-test records) has no figures here
-        vintage = fold(None, issued)
-        before = schedule(vintage)
-        for i, record in enumerate(stream[1:], start=1):
-            try:
-                event = self._event(record)
-                if isinstance(event, VintageEvent):
-                    before = self._apply(record.nid, event, vintage, before, changes, rolled)
-            except Exception as e:
-                if not _poison(e):
-                    raise
-                # as following the log would: this event and every later one of the stream
-                # cannot be applied; they are recorded, the rest of the ledger goes on
-                error = _error_line()
-                changes.changed[vid] = _state_row(vintage)
-                return [(record, error) for record in stream[i:]]
-        changes.changed[vid] = _state_row(vintage)
-        return []
+    ) -> Broken:
+        """A rebuild's second pass, for one vintage: its stream replayed once, in order
+        (:func:`projections.second_pass.replay_stream`)."""
+        return replay_stream(self.app.mapper, stream, changes, rolled)
 
     def position(self) -> int:
         with self.engine.connect() as conn:
@@ -318,24 +341,14 @@ class Projector:
 
     def _event(self, record: Record) -> object:
         """The record decoded by the application's mapper (upcasting older versions)."""
-        stored = StoredEvent(originator_id=UUID(record.originator_id),
-                             originator_version=record.originator_version, topic=record.topic,
-                             state=record.state)
-        return self.app.mapper.to_domain_event(stored)
+        return decode(self.app.mapper, record)
 
     def _apply(
         self, nid: int, event: VintageEvent, vintage: Vintage, before: Schedule,
         changes: PageChanges, rolled: dict[RollKey, int],
     ) -> Schedule:
-        """Apply a later event to its vintage; its dated deltas and roll-up changes are the
-        difference of the vintage's schedules. Returns the schedule after it."""
-        fold(vintage, event)  # in place
-        current = schedule(vintage)
-        change = difference(before, current)
-        recorded_at = record_time(event.timestamp.isoformat())
-        changes.deltas.extend(_delta_rows(nid, recorded_at, event.on, vintage, change))
-        _roll_up(rolled, vintage, change)
-        return current
+        """Apply a later event to its vintage (:func:`projections.second_pass.apply`)."""
+        return apply(nid, event, vintage, before, changes, rolled)
 
     def _read(self, after: int, limit: int) -> list[Record]:
         page = self.app.recorder.select_notifications(start=after + 1, limit=limit)
@@ -350,9 +363,9 @@ class Projector:
         except ProjectionConflict:
             self._cache.clear()
             raise
-        except Exception as e:  # sorted by _poison: data errors only
+        except Exception as e:  # sorted by poison: data errors only
             self._cache.clear()
-            if not _poison(e):
+            if not poison(e):
                 raise
             if len(page) == 1:
                 self._skip(start, page[0])
@@ -368,7 +381,7 @@ class Projector:
 
     def _skip(self, start: int, record: Record) -> None:
         """Record why a notification could not be projected, and move past it."""
-        error = _error_line()
+        error = error_line()
         with self.engine.begin() as conn:
             moved = conn.execute(
                 update(tracking)
@@ -402,7 +415,7 @@ class Projector:
             vintage, before = self._load(UUID(vid), version - 1)
             self._remember(vintage, self._apply(nid, event, vintage, before, changes, rolled))
             # written after the page's new rows, so this holds for one issued in it too
-            changes.changed.setdefault(vid, {}).update(_state_row(vintage))
+            changes.changed.setdefault(vid, {}).update(state_row(vintage))
         return changes
 
     def _load(self, vid: UUID, version: int) -> tuple[Vintage, Schedule]:
@@ -459,23 +472,10 @@ STREAMS_PER_QUERY = 500
 """Vintage streams a rebuild's second pass reads per query."""
 
 
-def _error_line() -> str:
-    """The exception being handled, as one line."""
-    return traceback.format_exc(limit=0).strip().splitlines()[-1][:2_000]
-
-
 def _failure_row(record: Record, error: str) -> dict[str, Any]:
     return {"nid": record.nid, "vintage_id": record.originator_id, "topic": record.topic,
             "error": error,
             "failed_at": record_time_text(datetime.now(UTC))}
-
-
-def _poison(e: BaseException) -> bool:
-    """An error in an event's data (it will fail the same way every time), as opposed to
-    the store being unavailable or locked, which must stop and be retried."""
-    if isinstance(e, (DataError, IntegrityError)):
-        return True
-    return not isinstance(e, (SQLAlchemyError, PersistenceError, OSError, sqlite3.Error))
 
 
 @contextmanager
@@ -540,6 +540,11 @@ def _fresh_tables(conn: Connection) -> None:
         index.drop(conn)
 
 
+def _ledger_file(conn: Connection, cursor: Any) -> str | None:
+    """The ledger's SQLite file, if worker processes can read it meanwhile (WAL mode)."""
+    return database_file(cursor.connection) if conn.dialect.name == "sqlite" else None
+
+
 def _detach_parts(conn: Connection) -> None:
     if conn.dialect.name != "sqlite":
         return
@@ -590,90 +595,3 @@ def _literal(value: object) -> str:
     if isinstance(value, int):
         return str(value)
     return "'" + str(value).replace("'", "''") + "'"
-
-
-def _iso(d: date | None) -> str | None:
-    return d.isoformat() if d else None
-
-
-def _state_row(v: Vintage) -> dict[str, Any]:
-    """Columns that later events change (everything recorded, whatever its date)."""
-    due = v.due_at(date.max)
-    interval = v.rules.risk_reassessment_years
-    risk_due = None
-    if interval:
-        risk_due = add_years(v.risk.on if v.risk else v.issued_on, interval)
-    if v.period_closed:
-        status = "ended"
-    elif not v.reversible:
-        status = "non-reversible"
-    elif v.transfer is not None:
-        status = "transferred"
-    elif v.lapse_recorded:
-        status = "lapsed"
-    else:
-        status = "monitored"
-    return {
-        "vintage_id": str(v.id),
-        "verification_due": _iso(v.verification_due),
-        "lapse_arises_on": _iso(v.next_lapse_on()),
-        "next_default_on": _iso(v.next_default_on()),
-        "risk_due": _iso(risk_due),
-        "lapse_recorded": v.lapse_recorded,
-        "period_ended": v.period_closed,
-        "bearer": v.transfer.to if v.transfer else v.pool,
-        "status": status,
-        "exposure_now": 0 if v.transfer or not v.reversible or v.exposure_start >= v.period_end
-        else max(0, v.quantity - v.gone_at(date.max)),
-        "outstanding_credits": v.outstanding_credits,
-        "retired": sum(d.quantity for d in v.retirements),
-        "due_proponent": due["proponent"],
-        "due_pool": due["pool"],
-        "buffer_rate": None if v.risk is None else f"{v.risk.buffer_rate:.4f}",
-        "annual_probability": None if v.risk is None else f"{v.risk.annual_probability:.6f}",
-        "labels": json.dumps([{"label": a, "innovation": b} for a, b in v.labels]) if v.labels else None,
-        "version": v.version,
-        **_transfer_columns(v),
-    }
-
-
-def _transfer_columns(v: Vintage) -> dict[str, Any]:
-    t = v.transfer
-    term = v.fund_term
-    return {
-        "transfer_to": t.to if t else None,
-        "transfer_on": t.on.isoformat() if t else None,
-        "transfer_recorded_at": record_time_text(t.recorded_at) if t and t.recorded_at else None,
-        "term_end": term[1].isoformat() if term else None,
-    }
-
-
-def _delta_rows(
-    nid: int, recorded_at: str, on: date, v: Vintage, changes: Schedule
-) -> list[dict[str, Any]]:
-    return [
-        {
-            "nid": nid,
-            "seq": seq,
-            "recorded_at": recorded_at,
-            "vintage_id": str(v.id),
-            "measure": measure,
-            "key": key,
-            "day": day.isoformat(),
-            "on": on.isoformat(),
-            "amount": amount,
-            "program": v.program,
-            "pool": v.pool,
-            "project": v.project,
-            "vintage_year": v.vintage_year or 0,
-        }
-        for seq, ((measure, key, day), amount) in enumerate(sorted(changes.items()))
-    ]
-
-
-def _roll_up(
-    rolled: dict[tuple[str, str, str, str, str], int], v: Vintage, changes: Schedule
-) -> None:
-    for (measure, key, day), amount in changes.items():
-        k = (measure, key, day.isoformat(), v.program, v.pool)
-        rolled[k] = rolled.get(k, 0) + amount

@@ -5,37 +5,25 @@ never stops them: it is recorded, named by ``projections status``, ``check`` and
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
-from uuid import UUID
+from datetime import date
 
 import pytest
 from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner, Result
 
-from ledger import events as ev
 from permanence.cli.main import app as cli
 from permanence.config import Settings
 from permanence.http.app import create_app
 from permanence.runtime import Runtime
 from projections.projector import Projector
 from projections.queries import liabilities
-from tests.support import running
+from tests.support import poison, running
 
 TODAY = {"PERMANENCE_TODAY": "2026-11-30"}
 
 
 def run(db: str, *args: str) -> Result:
     return CliRunner().invoke(cli, ["--db", db, *args], env=TODAY)
-
-
-def poison(rt: Runtime, vid: str) -> int:
-    """Record, bypassing every check, an event no vintage can apply (it settles a reversal
-    that does not exist), as a faulty older release or a hand edit might have."""
-    event = ev.Compensated(originator_id=UUID(vid), originator_version=2,
-                           timestamp=datetime.now(UTC), on=date(2021, 1, 1), reversal_id="R9",
-                           route="buffer", quantity=5)
-    rt.app.recorder.insert_events([rt.app.mapper.to_stored_event(event)])
-    return rt.app.recorder.max_notification_id() or 0
 
 
 def test_one_bad_event_is_reported_and_the_rest_projects(db_url: str) -> None:

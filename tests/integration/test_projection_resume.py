@@ -17,10 +17,11 @@ import projections.projector as projector_module
 from ledger.application import LedgerApp
 from permanence.config import Settings
 from permanence.runtime import Runtime
-from projections.first_pass import Worker, WorkerFailed
+from projections.first_pass import Job, Worker, WorkerFailed
 from projections.queries import buffer, liabilities
+from projections.second_pass import ReplayJob
 from risk.service import record_stress_test
-from tests.support import table_rows
+from tests.support import poison, table_rows
 
 WORKER = textwrap.dedent(
     """
@@ -126,6 +127,24 @@ def _fails_and_leaves_the_tables(
     assert table_rows(rt) == before
 
 
+def test_a_failed_replay_worker_leaves_the_read_models_as_they_were(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second-pass worker that cannot do its share fails the rebuild with its own error,
+    after the first pass has already written rows, and rolls it all back."""
+    rt = Runtime(Settings(db=sqlite_url))
+    try:
+        _busy_log(rt.app)
+        rt.refresh()
+        rt.projector.parallel_replay_from = 1
+        _fails_and_leaves_the_tables(
+            rt, monkeypatch, "ReplayJob",
+            lambda ledger, *rest: ReplayJob(f"{ledger}.missing", *rest),
+            WorkerFailed, "unable to open database file")
+    finally:
+        rt.close()
+
+
 def test_rebuild_replays_interleaved_streams_as_the_log_does(runtime: Runtime) -> None:
     """A rebuild takes later events vintage by vintage; the tables must not show it.
 
@@ -185,7 +204,7 @@ def test_a_first_pass_shared_among_processes_equals_incremental(
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     started: list[Worker] = []
-    monkeypatch.setattr(projector_module, "Worker", lambda job: started.append(Worker(job)) or started[-1])
+    monkeypatch.setattr(projector_module, "Worker", lambda log: started.append(Worker(log)) or started[-1])
     rt = Runtime(Settings(db=sqlite_url))
     try:
         _busy_log(rt.app)
@@ -193,11 +212,59 @@ def test_a_first_pass_shared_among_processes_equals_incremental(
         incremental = table_rows(rt)
         rt.projector.parallel_from, rt.projector.rebuild_workers = 1, 3
         assert rt.projector.rebuild() == rt.app.recorder.max_notification_id()
-        assert len(started) == 3, "the first pass must have run in three processes"
+        assert _kinds(started) == [[Job]] * 3, "the first pass must have run in three processes"
         assert table_rows(rt) == incremental
         assert list(scratch.iterdir()) == []
         with rt.engine.connect() as conn:  # nothing left attached to the pooled connection
             assert [r[1] for r in conn.exec_driver_sql("PRAGMA database_list")] == ["main"]
+    finally:
+        rt.close()
+
+
+def _kinds(started: list[Worker]) -> list[list[type]]:
+    """The kinds of share each worker was given, in order."""
+    return [[type(job) for job in w.jobs] for w in started]
+
+
+def test_a_second_pass_shared_among_processes_equals_incremental(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Streams with later events are replayed in worker processes too; the tables, the
+    roll-ups and the recorded failures must not show it, and the scratch files are gone.
+
+    The log interleaves later events of many vintages, holds another kind of aggregate,
+    and an event no vintage can apply (its stream's failure is recorded as the log's is).
+    """
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    started: list[Worker] = []
+    monkeypatch.setattr(projector_module, "Worker", lambda log: started.append(Worker(log)) or started[-1])
+    rt = Runtime(Settings(db=str(tmp_path / "ledger.db")))
+    try:
+        _busy_log(rt.app)
+        ids = [str(v) for v in rt.app.issue_many([
+            {"program": "verra-vcs", "project": f"Q{i % 3}", "quantity": 700 + i, "buffer": 120,
+             "on": date(2026, 2, 1)} for i in range(9)])]
+        rt.app.record_reversal(ids[4], date(2027, 2, 1), 40, "wildfire")
+        bad = poison(rt, ids[7])
+        rt.app.verify_project("Q0", date(2027, 3, 1))
+        rt.refresh()
+        incremental = table_rows(rt)
+        failed = [(f["nid"], f["vintage_id"]) for f in rt.projector.failures()]
+        assert failed[0] == (bad, ids[7]) and len(incremental["proj_deltas"]) >= 8
+        rt.projector.parallel_replay_from, rt.projector.rebuild_workers = 1, 3
+        assert rt.projector.rebuild() == rt.app.recorder.max_notification_id()
+        # this process replays a share too
+        assert _kinds(started) == [[ReplayJob]] * 2, "the second pass must have run in three processes"
+        assert table_rows(rt) == incremental
+        assert [(f["nid"], f["vintage_id"]) for f in rt.projector.failures()] == failed
+        assert list(scratch.iterdir()) == []
+        started.clear()
+        rt.projector.parallel_from = 1  # both passes shared out
+        rt.projector.rebuild()
+        assert _kinds(started) == [[Job, ReplayJob]] * 3  # the same processes serve both
+        assert table_rows(rt) == incremental
     finally:
         rt.close()
 

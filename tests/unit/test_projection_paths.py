@@ -13,8 +13,8 @@ from ledger.mapper import PydanticMapper
 from ledger.profiles import ProfileCatalog
 from ledger.vintage import Vintage
 from projections.issued import FRESH, ROW_COLUMNS, IssuedRows, record_time
-from projections.projector import _state_row
 from projections.schedule import schedule
+from projections.second_pass import STATE_COLUMNS, state_row
 from projections.tables import record_time_text
 
 CATALOG = ProfileCatalog.load()
@@ -62,8 +62,9 @@ def test_bulk_issued_row_equals_aggregate_row(program: str, extra: dict[str, dat
     stored = PydanticMapper().to_stored_event(event)
     rolled: dict[tuple[str, str, str, str, str], int] = {}
     row = IssuedRows().row(7, str(stored.originator_id), stored.state, rolled)
-    expected = {**_issued_row(v, record_time_text(event.timestamp), 7), **_state_row(v)}
+    expected = {**_issued_row(v, record_time_text(event.timestamp), 7), **state_row(v)}
     assert {**dict(zip(ROW_COLUMNS, row, strict=True)), **FRESH} == expected
+    assert tuple(state_row(v)) == STATE_COLUMNS  # the columns a replay worker writes
     assert rolled == {(m, k, d.isoformat(), p.name, p.pool_name): amount
                       for (m, k, d), amount in schedule(v).items()}
 
@@ -79,7 +80,7 @@ def test_bulk_row_reads_records_that_lack_later_optional_fields() -> None:
         del state[name]
     row = IssuedRows().row(1, str(v.id), orjson.dumps(state), {})
     assert {**dict(zip(ROW_COLUMNS, row, strict=True)), **FRESH} == {
-        **_issued_row(v, record_time_text(event.timestamp), 1), **_state_row(v)}
+        **_issued_row(v, record_time_text(event.timestamp), 1), **state_row(v)}
 
 
 @pytest.mark.parametrize("stamp, expected", [
