@@ -32,14 +32,14 @@ from common import PROGRAMS, Timer, decode_range, postgres_available, sqlite_sto
 from permanence.config import Settings
 from permanence.runtime import Runtime
 from projections.issued import FRESH, ROW_COLUMNS
-from projections.projector import (
-    REBUILD_CACHE_KIB,
-    REBUILD_PAGE,
-    VINTAGE_KEY,
-    _secondary_indexes,
-    insert_sql,
-)
+from projections.projector import REBUILD_PAGE
 from projections.queries import Filters, liabilities
+from projections.read_model_writes import (
+    REBUILD_CACHE_KIB,
+    VINTAGE_KEY,
+    insert_sql,
+    secondary_indexes,
+)
 from projections.tables import deltas, metadata, rollup, rollup_year, vintages
 
 NOTE = """
@@ -129,7 +129,7 @@ def write_floor(rt: Runtime) -> tuple[float, float]:
         path = str(Path(d) / "floor.db")
         engine = create_engine(f"sqlite:///{path}")
         metadata.create_all(engine, tables=[vintages, *others])
-        indexes = [VINTAGE_KEY, *_secondary_indexes()]
+        indexes = [VINTAGE_KEY, *secondary_indexes()]
         with engine.begin() as conn:
             for ix in indexes:
                 ix.drop(conn)
@@ -188,7 +188,7 @@ def pg_write_floor(rt: Runtime, url: str, copy: bool) -> tuple[float, float]:
         engine = create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1),
                                connect_args={"options": f"-c search_path={schema}"})
         metadata.create_all(engine, tables=[vintages, *others])
-        indexes = [VINTAGE_KEY, *_secondary_indexes()]
+        indexes = [VINTAGE_KEY, *secondary_indexes()]
         with engine.begin() as conn:
             for ix in indexes:
                 ix.drop(conn)

@@ -490,14 +490,5 @@ class LedgerApp(Application[UUID]):
         return retry_on_conflict(attempt)
 
 
-__all__ = [
-    "CANDIDATES_SHOWN",
-    "MIN_PREFIX",
-    "ImpliedVerifications",
-    "LedgerApp",
-    "VintageIndex",
-    "parse_vintage_id",
-    "resolve_vintage_id",
-    "retry_on_conflict",
-    "vintage_id_for",
-]
+__all__ = ["CANDIDATES_SHOWN", "MIN_PREFIX", "ImpliedVerifications", "LedgerApp", "VintageIndex",
+           "parse_vintage_id", "resolve_vintage_id", "retry_on_conflict", "vintage_id_for"]

@@ -17,14 +17,12 @@ indexes are built at the end.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -45,8 +43,22 @@ from projections.first_pass import (
     ranges,
     scratch_files,
 )
-from projections.issued import FRESH, ISSUED_TOPIC, ROW_COLUMNS, IssuedRows, RollKey
+from projections.issued import ISSUED_TOPIC, IssuedRows, RollKey
 from projections.progress import Progress, Ticker
+from projections.read_model_writes import (
+    PART,
+    VINTAGE_KEY,
+    bulk_settings,
+    collector_paused,
+    detach_parts,
+    failure_row,
+    fresh_tables,
+    insert_sql,
+    ledger_file,
+    placeholder,
+    secondary_indexes,
+    write_rollups,
+)
 from projections.schedule import Schedule, schedule
 from projections.second_pass import (
     Broken,
@@ -72,9 +84,6 @@ from projections.tables import (
     deltas,
     failures,
     metadata,
-    record_time_text,
-    rollup,
-    rollup_year,
     tracking,
     vintages,
 )
@@ -91,8 +100,6 @@ machine; starting an interpreter costs about as much as replaying 20,000 events)
 MAX_WORKERS = 8
 
 
-PART = "rebuild_part"
-"""The schema name a worker's scratch file is attached under during a rebuild."""
 
 
 class ProjectionConflict(Exception):
@@ -148,10 +155,10 @@ class Projector:
         applied (an issuance in the first pass, a later event in the second).
         """
         tick = Ticker(progress)
-        with self._lock, _collector_paused(), scratch_files(self.rebuild_workers) as files:
+        with self._lock, collector_paused(), scratch_files(self.rebuild_workers) as files:
             self._cache.clear()
             try:
-                with self.engine.connect() as conn, _bulk_settings(conn):
+                with self.engine.connect() as conn, bulk_settings(conn):
                     try:
                         with conn.begin():
                             if conn.dialect.name == "sqlite":
@@ -161,7 +168,7 @@ class Projector:
                                 conn.exec_driver_sql("BEGIN IMMEDIATE")
                             return self._rebuild(conn, files, tick)
                     finally:
-                        _detach_parts(conn)  # SQLite detaches only outside a transaction
+                        detach_parts(conn)  # SQLite detaches only outside a transaction
             finally:
                 self._cache.clear()
 
@@ -189,10 +196,10 @@ class Projector:
                 broken += self._gather(cursor, workers, jobs, rolled)
         finally:
             cursor.close()
-        _write_rollups(conn, rolled)
+        write_rollups(conn, rolled)
         for record, error in broken:
-            conn.execute(insert(failures).values(_failure_row(record, error)))
-        for index in _secondary_indexes():
+            conn.execute(insert(failures).values(failure_row(record, error)))
+        for index in secondary_indexes():
             index.create(conn)
         conn.execute(insert(tracking).values(name=NAME, position=position))
         stamp_fingerprint(conn)  # the tables now have this code's schema
@@ -210,7 +217,7 @@ class Projector:
         whatever happens."""
         started: list[Worker] = []
         try:
-            if _ledger_file(conn, cursor) is not None and self.rebuild_workers > 1:
+            if ledger_file(conn, cursor) is not None and self.rebuild_workers > 1:
                 first, last = events.bounds(cursor)
                 count = last - first + 1 if last else 0
                 if count >= self.parallel_from:
@@ -240,10 +247,10 @@ class Projector:
         pass found and the last notification id it read."""
         first, last = events.bounds(cursor)
         tick.start(last - first + 1 if last else 0)
-        ledger = _ledger_file(conn, cursor)
+        ledger = ledger_file(conn, cursor)
         parts = ranges(first, last, len(workers)) if workers else []
         if ledger is None or not last or last - first + 1 < self.parallel_from or len(parts) < 2:
-            _fresh_tables(conn)
+            fresh_tables(conn)
             found, position = FirstPass(), 0
             while page := events.after(cursor, position, max(self.page_size, REBUILD_PAGE)):
                 rows = issuances(page, self._issued, found)
@@ -256,7 +263,7 @@ class Projector:
                 for (after, upto), path in zip(parts, files, strict=False)]
         for worker, job in zip(workers, jobs, strict=False):
             worker.send(job)
-        _fresh_tables(conn)  # while they work
+        fresh_tables(conn)  # while they work
         found = FirstPass()
         for worker, _ in zip(workers, jobs, strict=False):
             found.add(worker.result())
@@ -390,7 +397,7 @@ class Projector:
             )
             if moved.rowcount != 1:
                 raise ProjectionConflict(f"tracking moved past {start}")
-            conn.execute(insert(failures).values(_failure_row(record, error)))
+            conn.execute(insert(failures).values(failure_row(record, error)))
         log.error("projection failed", extra={"fields": {
             "notification": record.nid, "vintage_id": record.originator_id, "error": error}})
 
@@ -442,14 +449,14 @@ class Projector:
             if moved.rowcount != 1:
                 raise ProjectionConflict(f"tracking moved past {start}")
             self._write(conn, changes)
-            _write_rollups(conn, rolled)
+            write_rollups(conn, rolled)
 
     def _write(self, conn: Connection, changes: PageChanges) -> None:
         if changes.new:
             # the DBAPI's own executemany: the bulk of a rebuild, with nothing per row
             cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:
-                cursor.executemany(insert_sql(_mark(conn)), list(changes.new.values()))
+                cursor.executemany(insert_sql(placeholder(conn)), list(changes.new.values()))
             finally:
                 cursor.close()
         if changes.changed:
@@ -470,128 +477,3 @@ REBUILD_PAGE = 50_000
 """Notifications read per page during a rebuild (pages only bound memory there)."""
 STREAMS_PER_QUERY = 500
 """Vintage streams a rebuild's second pass reads per query."""
-
-
-def _failure_row(record: Record, error: str) -> dict[str, Any]:
-    return {"nid": record.nid, "vintage_id": record.originator_id, "topic": record.topic,
-            "error": error,
-            "failed_at": record_time_text(datetime.now(UTC))}
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector: a rebuild allocates millions of acyclic rows,
-    and the collections they trigger would otherwise cost a large share of its time."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-@contextmanager
-def _bulk_settings(conn: Connection) -> Iterator[None]:
-    """Give a rebuild's SQLite connection room to work, and restore it afterwards.
-
-    A larger page cache keeps the tables being written in memory, and the index builds at
-    the end sort in memory.
-    """
-    raw = conn.connection.dbapi_connection
-    if conn.dialect.name != "sqlite" or raw is None:
-        yield
-        return
-    saved = {p: raw.execute(f"PRAGMA {p}").fetchone()[0] for p in ("cache_size", "temp_store")}
-    raw.execute(f"PRAGMA cache_size={REBUILD_CACHE_KIB}")
-    raw.execute("PRAGMA temp_store=MEMORY")
-    try:
-        yield
-    finally:
-        for pragma, value in saved.items():
-            raw.execute(f"PRAGMA {pragma}={int(value)}")
-
-
-REBUILD_CACHE_KIB = -512_000
-"""The rebuild connection's SQLite page cache (negative: KiB), about 500 MB."""
-
-
-def _write_rollups(conn: Connection, rolled: dict[RollKey, int]) -> None:
-    """Add amounts to the daily and yearly roll-ups (insert or increment)."""
-    if not rolled:
-        return
-    conn.exec_driver_sql(
-        _rollup_sql(conn, rollup, "day"), [(*k, amount) for k, amount in rolled.items()]
-    )
-    yearly: dict[tuple[str, str, int, str, str], int] = {}
-    for (measure, key, day, program, pool), amount in rolled.items():
-        k = (measure, key, int(day[:4]), program, pool)
-        yearly[k] = yearly.get(k, 0) + amount
-    conn.exec_driver_sql(
-        _rollup_sql(conn, rollup_year, "year"), [(*k, amount) for k, amount in yearly.items()]
-    )
-
-
-def _fresh_tables(conn: Connection) -> None:
-    """Empty read-model tables, without the indexes a rebuild builds later."""
-    metadata.drop_all(conn, tables=list(PROJECTION_TABLES))
-    metadata.create_all(conn, tables=list(PROJECTION_TABLES))
-    for index in (VINTAGE_KEY, *_secondary_indexes()):
-        index.drop(conn)
-
-
-def _ledger_file(conn: Connection, cursor: Any) -> str | None:
-    """The ledger's SQLite file, if worker processes can read it meanwhile (WAL mode)."""
-    return database_file(cursor.connection) if conn.dialect.name == "sqlite" else None
-
-
-def _detach_parts(conn: Connection) -> None:
-    if conn.dialect.name != "sqlite":
-        return
-    for _, name, _ in conn.exec_driver_sql("PRAGMA database_list").fetchall():
-        if name.startswith(PART):
-            conn.exec_driver_sql(f"DETACH DATABASE {name}")
-
-
-def _secondary_indexes() -> list[Any]:
-    """The indexes a rebuild builds once at the end (the vintage id's comes earlier)."""
-    return [ix for t in (vintages, deltas, rollup) for ix in t.indexes if not ix.unique]
-
-
-VINTAGE_KEY = next(ix for ix in vintages.indexes if ix.unique)
-"""The vintage id's unique index: built after a rebuild's first pass, before its second."""
-
-
-def _rollup_sql(conn: Connection, table: Any, period: str) -> str:
-    """Add amounts to a roll-up (insert or increment), as plain DBAPI executemany."""
-    mark = _mark(conn)
-    keys = f"measure, key, {period}, program, pool"
-    return (
-        f"INSERT INTO {table.name} ({keys}, amount) VALUES ({', '.join([mark] * 6)}) "
-        f"ON CONFLICT ({keys}) DO UPDATE SET amount = {table.name}.amount + excluded.amount"
-    )
-
-
-def _mark(conn: Connection) -> str:
-    """The DBAPI placeholder: sqlite3 takes ``?``, psycopg ``%s``."""
-    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
-
-
-def insert_sql(mark: str) -> str:
-    """New vintages' rows: their issuance values bound (``mark`` is the DBAPI placeholder),
-    the fresh state as literals."""
-    return (
-        f"INSERT INTO {vintages.name} ({', '.join((*ROW_COLUMNS, *FRESH))}) "
-        f"VALUES ({', '.join([mark] * len(ROW_COLUMNS) + [_literal(v) for v in FRESH.values()])})"
-    )
-
-
-def _literal(value: object) -> str:
-    """SQL text of a fixed value (both databases read TRUE and FALSE)."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int):
-        return str(value)
-    return "'" + str(value).replace("'", "''") + "'"

@@ -103,7 +103,7 @@ def test_a_failed_rebuild_leaves_the_read_models_as_they_were(
         def fail(*_: object) -> None:
             raise RuntimeError("disk full")
 
-        _fails_and_leaves_the_tables(rt, monkeypatch, "_write_rollups", fail, RuntimeError,
+        _fails_and_leaves_the_tables(rt, monkeypatch, "write_rollups", fail, RuntimeError,
                                      "disk full")
     finally:
         rt.close()
