@@ -91,6 +91,9 @@ class IssuedRows:
         if buffer_:
             k = ("contributions", pool, on, program, pool)
             rolled[k] = rolled.get(k, 0) + buffer_
+        if not reversible and quantity:  # issued, never exposed: a measure of its own
+            k = ("non_reversible", pool, on, program, pool)
+            rolled[k] = rolled.get(k, 0) + quantity
         return [
             vintage_id, program, pool, s["project"], s["vintage_year"] or 0, s["serial_first"],
             s["serial_last"], s["source_key"], s["corresponding_adjustment"], quantity, buffer_,

@@ -45,6 +45,7 @@ from projections.first_pass import (
 )
 from projections.issued import ISSUED_TOPIC, IssuedRows, RollKey
 from projections.progress import Progress, Ticker
+from projections.queries import NON_REVERSIBLE_ROLLED
 from projections.read_model_writes import (
     PART,
     VINTAGE_KEY,
@@ -202,6 +203,8 @@ class Projector:
         for index in secondary_indexes():
             index.create(conn)
         conn.execute(insert(tracking).values(name=NAME, position=position))
+        # every vintage's non-reversible credits are in the roll-ups now (queries read them)
+        conn.execute(insert(tracking).values(name=NON_REVERSIBLE_ROLLED, position=0))
         stamp_fingerprint(conn)  # the tables now have this code's schema
         tick.finish(found.processed)
         return found.processed
