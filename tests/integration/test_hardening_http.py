@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 from collections.abc import Iterator
@@ -24,12 +25,14 @@ import pytest
 from fastapi import HTTPException
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select, text
 
 from permanence import tokens as auth
 from permanence.config import Settings
 from permanence.http import stress as http_stress
 from permanence.http.app import create_app
 from permanence.runtime import Runtime
+from projections.tables import vintages
 from tests.support import running
 
 STYLISED = {"model": "stylised", "pool_size": 1_000, "event_loss": 100,
@@ -235,6 +238,52 @@ def test_a_stopped_run_is_interrupted_and_gives_the_slot_back(
     assert interrupted.wait(30)
     assert http_stress._slot.acquire(timeout=30)  # given back by the interrupted worker
     http_stress._slot.release()
+
+
+def test_a_run_stopped_inside_a_transaction_leaves_no_connection_in_it(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stopped while it holds a PostgreSQL transaction open, a run gives the connection back
+    (rolled back) as it ends: otherwise the transaction's locks would block a rebuild's DROP
+    until the garbage collector happened to run."""
+    monkeypatch.setattr(http_stress, "TIME_LIMIT_SECONDS", 0.2)
+    rt = Runtime(Settings(db=pg_url))
+    gc.disable()  # no collection may happen to release it: the run must do so itself
+    try:
+        inside = threading.Event()
+
+        def holds_a_transaction() -> None:
+            # as if the interrupt struck inside a ``with engine.connect()`` block's exit:
+            # the connection is neither closed nor returned, only referenced by the frame
+            conn = rt.engine.connect()
+            conn.execute(select(vintages.c.pool).distinct())
+            inside.set()
+            while True:
+                time.sleep(0.01)
+
+        async def run() -> int:
+            with pytest.raises(HTTPException) as stopped:
+                await http_stress.run_limited(holds_a_transaction)
+            return stopped.value.status_code
+
+        assert asyncio.run(run()) == 503 and inside.is_set()
+        assert http_stress._slot.acquire(timeout=30)
+        http_stress._slot.release()
+        schema = pg_url.rpartition("schema=")[2]
+        deadline = time.monotonic() + 5
+        with rt.engine.connect() as conn:
+            while True:
+                idle = conn.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                    "AND state = 'idle in transaction' AND query LIKE '%proj_vintages%'")).scalar()
+                conn.rollback()
+                if idle == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+        assert idle == 0, f"a connection of schema {schema} was left in its transaction"
+    finally:
+        gc.enable()
+        rt.close()
 
 
 @pytest.mark.parametrize("path", ["/liabilities", "/buffer"])

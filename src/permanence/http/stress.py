@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import gc
 import threading
+import traceback
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -196,6 +198,8 @@ class _Interruptible:
                     self.running = False
         except BaseException as e:  # noqa: BLE001 - handed to the request, whatever it is
             error = e
+            if isinstance(e, StressTimeLimit):
+                _release_interrupted(e)
         return result, error
 
     def stop(self, thread: threading.Thread) -> None:
@@ -206,6 +210,20 @@ class _Interruptible:
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(
                     ctypes.c_ulong(thread.ident), ctypes.py_object(StressTimeLimit))
                 self.running = False  # once
+
+
+def _release_interrupted(error: BaseException) -> None:
+    """Let go at once of what an interrupted run held.
+
+    The interrupt may strike while the run holds a database connection in a transaction
+    (between a query and the end of its ``with`` block). The exception's traceback keeps
+    that frame, and so the connection, alive, and on PostgreSQL its open transaction would
+    block a rebuild's DROP until the garbage collector happened to run. Clearing the frames
+    and collecting now returns the connection to its pool, which rolls it back.
+    """
+    traceback.clear_frames(error.__traceback__)
+    error.__traceback__ = None
+    gc.collect()
 
 
 async def run_limited(work: Callable[[], T]) -> T:
