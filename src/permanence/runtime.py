@@ -36,11 +36,15 @@ class Runtime:
         self.store: Store = parse_store(settings.db, settings.lock_timeout_seconds)
         extra = sorted(settings.profiles_dir.glob("*.json")) if settings.profiles_dir else []
         self.catalog = ProfileCatalog.load(extra)
+        self.engine: Engine = make_engine(self.store, settings.lock_timeout_seconds)
         if not create:
-            _require_ledger(self.store, settings.lock_timeout_seconds)
+            try:
+                _require_ledger(self.store, self.engine)
+            except BaseException:
+                self.engine.dispose()
+                raise
         elif self.store.sqlite_path is not None:
             _create_private_file(self.store.sqlite_path)
-        self.engine: Engine = make_engine(self.store, settings.lock_timeout_seconds)
         # every table (the event store's, the durable ones, the read models) is made or
         # upgraded here, by one process at a time, before anything is written
         with schema_lock(self.engine, timeout=settings.lock_timeout_seconds):
@@ -91,18 +95,14 @@ it (a test checks it against ``recorder.max_notification_id()``), without loadin
 CREATE_HINT = "`permanence issue` or `permanence import` creates one"
 
 
-def _require_ledger(store: Store, lock_timeout: int) -> None:
-    """Refuse a store that holds no ledger yet, before anything is created in it."""
+def _require_ledger(store: Store, engine: Engine) -> None:
+    """Refuse a store that holds no ledger yet, before anything is created in it (an
+    engine connects only when used: for SQLite the file is checked without connecting)."""
     if store.sqlite_path is not None:
         if not store.sqlite_path.is_file():
             raise LedgerNotFound(f"no ledger at {store.sqlite_path}; {CREATE_HINT}")
         return
-    engine = make_engine(store, lock_timeout)
-    try:
-        found = inspect(engine).has_table(EVENTS_TABLE, schema=store.schema)
-    finally:
-        engine.dispose()
-    if not found:
+    if not inspect(engine).has_table(EVENTS_TABLE, schema=store.schema):
         raise LedgerNotFound(f"no ledger in {store.display}; {CREATE_HINT}")
 
 
@@ -132,8 +132,12 @@ def read_engine(settings: Settings) -> Iterator[Engine]:
     models of another schema) and catches them up first, and its engine answers.
     """
     store = parse_store(settings.db, settings.lock_timeout_seconds)
-    _require_ledger(store, settings.lock_timeout_seconds)
     engine = make_engine(store, settings.lock_timeout_seconds)
+    try:
+        _require_ledger(store, engine)
+    except BaseException:
+        engine.dispose()
+        raise
     if _caught_up(engine):
         try:
             yield engine
